@@ -1,0 +1,188 @@
+//! The command line: every flag, its default and its environment variable.
+//!
+//! This module only describes and parses arguments; the commands themselves
+//! live in their own modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default data directory of `tern standalone`.
+pub const DEFAULT_DATA_DIR: &str = "./tern-data";
+
+/// Default gRPC listen address of `tern standalone`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
+
+/// The `tern` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tern",
+    version,
+    about = "Tern: a message broker for Apache RocketMQ 5 gRPC clients",
+    long_about = "Tern is a message broker that speaks the gRPC protocol of the Apache \
+                  RocketMQ 5 SDKs, with a Kubernetes operator to run it.\n\n\
+                  Today `tern standalone` opens (and recovers) the storage engine in a data \
+                  directory; the gRPC broker that serves clients is not part of this build yet.\n\n\
+                  Logs go to standard error. Their level is set with RUST_LOG (default: info), \
+                  for example RUST_LOG=debug or RUST_LOG=tern_store=debug,info."
+)]
+pub struct Cli {
+    /// Format of the log lines written to standard error.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "TERN_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `tern`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a single-node Tern in the foreground
+    #[command(long_about = "Run a single-node Tern in the foreground.\n\n\
+                      Opens the storage engine in the data directory, creating it if needed and \
+                      running crash recovery over whatever a previous run left there, then logs \
+                      what it found (a line with the message `store open`). It then waits for \
+                      SIGTERM or Ctrl-C, flushes the store and closes it, and exits with status 0.\n\n\
+                      Not yet served: the RocketMQ gRPC broker. --listen is accepted and checked \
+                      but nothing is bound to it until the broker lands.")]
+    Standalone(StandaloneArgs),
+
+    /// Print the version of this build
+    #[command(long_about = "Print the version of this build (the same as `tern --version`).")]
+    Version,
+}
+
+/// Arguments of `tern standalone`.
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    /// Directory holding the commit log, the queue indexes and checkpoints;
+    /// created if missing
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = DEFAULT_DATA_DIR,
+        env = "TERN_DATA_DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Address the gRPC broker will listen on (not bound yet: the broker is
+    /// not part of this build)
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = DEFAULT_LISTEN,
+        env = "TERN_LISTEN",
+        value_parser = parse_listen
+    )]
+    pub listen: String,
+
+    /// When appended messages are forced to disk: `async` flushes in the
+    /// background, `sync` before a write is acknowledged
+    #[arg(long, value_enum, default_value_t = Flush::Async, env = "TERN_FLUSH")]
+    pub flush: Flush,
+}
+
+/// Format of the log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The flush policy, as chosen on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Flush {
+    /// Flush in the background; a crash may lose the last unflushed writes.
+    Async,
+    /// Flush before a write is acknowledged.
+    Sync,
+}
+
+impl From<Flush> for tern_store::FlushPolicy {
+    fn from(flush: Flush) -> Self {
+        match flush {
+            Flush::Async => Self::Async,
+            Flush::Sync => Self::Sync,
+        }
+    }
+}
+
+/// Checks that a listen address has the shape `HOST:PORT` (an IPv6 host in
+/// brackets: `[::1]:8081`). The host is resolved only when it is bound.
+fn parse_listen(value: &str) -> Result<String, String> {
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{value}` is not HOST:PORT"))?;
+    if host.is_empty() {
+        return Err(format!("`{value}` has no host"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(format!(
+            "`{value}`: write an IPv6 address in brackets, as [::1]:8081"
+        ));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("`{port}` is not a port number (0 to 65535)"))?;
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn standalone_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "tern",
+            "standalone",
+            "--data-dir",
+            "/tmp/d",
+            "--listen",
+            "[::1]:9000",
+            "--flush",
+            "sync",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let Command::Standalone(args) = cli.command else {
+            panic!("expected standalone, got {:?}", cli.command);
+        };
+        assert_eq!(args.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(args.listen, "[::1]:9000");
+        assert_eq!(args.flush, Flush::Sync);
+    }
+
+    #[test]
+    fn listen_addresses() {
+        for good in [
+            "127.0.0.1:8081",
+            "localhost:0",
+            "[::]:65535",
+            "broker-0.tern:8081",
+        ] {
+            assert_eq!(parse_listen(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in ["8081", ":8081", "host:", "host:65536", "host:x", "::1:8081"] {
+            assert!(parse_listen(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The dispatcher: tails the commit log and writes consume-queue and index
+//! entries, and the checkpoint that says how far they are durable.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Inner;
+use crate::commitlog::lock;
+use crate::cqueue::CqEntry;
+use crate::error::{Result, corrupt};
+use crate::fsutil::{read_optional, write_atomic};
+
+/// Entries buffered before they are written to their queues.
+const MAX_PENDING: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub version: u32,
+    /// Consume queues and the index are durable for every record below this.
+    pub dispatched: u64,
+    /// The commit log was durable up to here.
+    pub flushed: u64,
+}
+
+pub(crate) fn read_checkpoint(inner_dir: &std::path::Path) -> Result<Option<Checkpoint>> {
+    let path = inner_dir.join("checkpoint");
+    match read_optional(&path)? {
+        None => Ok(None),
+        Some(bytes) => match serde_json::from_slice::<Checkpoint>(&bytes) {
+            Ok(c) if c.version == 1 => Ok(Some(c)),
+            _ => {
+                // Rename keeps the file whole; still, never trust a bad one.
+                tracing::warn!(path = %path.display(), "checkpoint unreadable; recovering from the start of the log");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// Queue entries gathered during a scan, written in one go per queue.
+#[derive(Default)]
+struct Pending {
+    runs: HashMap<String, HashMap<u32, (u64, Vec<CqEntry>)>>,
+    count: usize,
+}
+
+impl Pending {
+    fn push(
+        &mut self,
+        inner: &Inner,
+        topic: &str,
+        queue: u32,
+        offset: u64,
+        e: CqEntry,
+    ) -> Result<()> {
+        if !self.runs.contains_key(topic) {
+            self.runs.insert(topic.to_owned(), HashMap::new());
+        }
+        let queues = self
+            .runs
+            .get_mut(topic)
+            .ok_or_else(|| corrupt(&inner.cfg.dir, "dispatch bookkeeping lost a topic"))?;
+        let run = queues.entry(queue).or_insert_with(|| (offset, Vec::new()));
+        if run.0 + run.1.len() as u64 != offset {
+            // Not contiguous (only after repairs): write what we have first.
+            let (first, entries) = std::mem::replace(run, (offset, Vec::new()));
+            inner
+                .queue_or_create(topic, queue)?
+                .write(first, &entries)?;
+        }
+        run.1.push(e);
+        self.count += 1;
+        Ok(())
+    }
+
+    fn write(&mut self, inner: &Inner) -> Result<()> {
+        for (topic, queues) in self.runs.drain() {
+            for (queue, (first, entries)) in queues {
+                if !entries.is_empty() {
+                    inner
+                        .queue_or_create(&topic, queue)?
+                        .write(first, &entries)?;
+                }
+            }
+        }
+        self.count = 0;
+        Ok(())
+    }
+}
+
+/// Dispatches every record in `[from, to)`. Returns how many.
+pub(crate) fn dispatch_range(inner: &Inner, from: u64, to: u64) -> Result<u64> {
+    if from >= to {
+        return Ok(0);
+    }
+    let mut pending = Pending::default();
+    let mut n = 0u64;
+    let mut index = lock(&inner.index);
+    inner.log.scan(from, to, |rec| {
+        index.add(rec)?;
+        pending.push(
+            inner,
+            rec.topic,
+            rec.queue_id,
+            rec.queue_offset,
+            CqEntry {
+                position: rec.position,
+                size: rec.len,
+                tag_hash: rec.tag.map_or(0, tern_model::tag_hash),
+                store_ts: rec.store_ts,
+            },
+        )?;
+        n += 1;
+        if pending.count >= MAX_PENDING {
+            pending.write(inner)?;
+        }
+        Ok(())
+    })?;
+    drop(index);
+    pending.write(inner)?;
+    inner.dispatched.fetch_max(to, Ordering::AcqRel);
+    inner.dispatched_signal.notify();
+    Ok(n)
+}
+
+/// Dispatches whatever readers may see and is not dispatched yet.
+pub(crate) fn catch_up(inner: &Inner) -> Result<u64> {
+    let from = inner.dispatched.load(Ordering::Acquire);
+    let to = inner.log.readable_end();
+    dispatch_range(inner, from, to)
+}
+
+/// Makes consume queues, the index and consumer offsets durable, then
+/// records how far in the checkpoint.
+pub(crate) fn checkpoint(inner: &Inner) -> Result<()> {
+    let dispatched = inner.dispatched.load(Ordering::Acquire);
+    for q in inner.all_queues() {
+        q.sync()?;
+    }
+    lock(&inner.index).persist()?;
+    inner.offsets.persist()?;
+    let c = Checkpoint {
+        version: 1,
+        dispatched,
+        flushed: inner.log.flushed(),
+    };
+    let bytes = serde_json::to_vec(&c).map_err(|e| corrupt(&inner.cfg.dir, e.to_string()))?;
+    write_atomic(&inner.cfg.dir.join("checkpoint"), &bytes)
+}
+
+/// The dispatcher thread.
+pub(crate) fn run(inner: &Inner) {
+    let mut last_checkpoint = Instant::now();
+    let mut last_written = (
+        inner.dispatched.load(Ordering::Acquire),
+        inner.log.flushed(),
+    );
+    loop {
+        let seen = inner.log.readable.generation();
+        let closed = inner.log.closed.load(Ordering::Acquire);
+        if let Err(e) = catch_up(inner) {
+            tracing::error!(error = %e, "dispatch failed; retrying");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if closed {
+            return;
+        }
+        if last_checkpoint.elapsed() >= inner.cfg.checkpoint_interval {
+            let now = (
+                inner.dispatched.load(Ordering::Acquire),
+                inner.log.flushed(),
+            );
+            if now != last_written || inner.offsets_dirty() {
+                match checkpoint(inner) {
+                    Ok(()) => last_written = now,
+                    Err(e) => tracing::error!(error = %e, "checkpoint failed"),
+                }
+            }
+            last_checkpoint = Instant::now();
+        }
+        let wait = inner
+            .cfg
+            .checkpoint_interval
+            .min(Duration::from_millis(200));
+        inner.log.readable.wait(seen, wait);
+    }
+}

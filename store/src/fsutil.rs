@@ -1,0 +1,78 @@
+//! Small file-system helpers shared by the store's parts.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, io_err};
+
+/// Makes a directory entry change (create, rename, unlink) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Replaces `path` with `bytes` atomically and durably: write a temporary
+/// file, fsync it, rename it over `path`, fsync the directory.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Reads `path`, or `None` if it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Files in `dir` whose names are 20-digit numbers, sorted by that number.
+pub(crate) fn numbered_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() == 20
+            && let Ok(n) = name.parse::<u64>()
+        {
+            out.push((n, entry.path()));
+        }
+    }
+    out.sort_unstable_by_key(|(n, _)| *n);
+    Ok(out)
+}
+
+pub(crate) fn numbered_name(n: u64) -> String {
+    format!("{n:020}")
+}
+
+/// Share of the file system holding `dir` that is in use, 0.0 to 1.0.
+pub(crate) fn disk_usage(dir: &Path) -> Result<f64> {
+    let st = rustix::fs::statvfs(dir).map_err(|e| io_err(dir)(e.into()))?;
+    if st.f_blocks == 0 {
+        return Ok(0.0);
+    }
+    let used = st.f_blocks.saturating_sub(st.f_bfree);
+    // Blocks reserved for root count as unavailable, as `df` shows them.
+    let usable = used + st.f_bavail;
+    Ok(used as f64 / usable.max(1) as f64)
+}

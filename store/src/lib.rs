@@ -1,0 +1,455 @@
+//! Tern's storage engine: how a broker keeps messages on disk.
+//!
+//! - The **commit log** ([`commitlog`]) holds every message of every topic
+//!   in one append-only sequence of segment files. Each record carries a
+//!   CRC32C and its own position, so recovery can find the valid end.
+//! - **Consume queues** ([`cqueue`]) hold, per topic and queue, fixed-size
+//!   entries pointing into the commit log: reading at a queue offset is one
+//!   read. A dispatcher thread tails the commit log and writes them.
+//! - The **index** ([`index`]) finds messages by message id and by key;
+//!   consume-queue entries carry store times, so a queue offset is found
+//!   by timestamp with a binary search.
+//! - **Flushing** follows the [`FlushPolicy`]; under `sync`, appends wait
+//!   for a shared fsync and readers see only durable data.
+//! - A **checkpoint** records how far consume queues and the index are
+//!   durable; recovery re-reads the commit log from there.
+//! - **Retention** deletes whole old segments by age or disk use, and
+//!   refuses appends above a hard disk limit.
+//! - **Consumer offsets** are kept per group, topic and queue.
+//!
+//! The API is blocking and thread-safe; async callers use a blocking pool.
+#![forbid(unsafe_code)]
+
+mod commitlog;
+mod config;
+mod cqueue;
+mod dispatch;
+mod error;
+mod fsutil;
+mod index;
+mod offsets;
+pub mod record;
+mod recovery;
+mod retention;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tern_model::Message;
+
+pub use commitlog::{Appended, LogRecovery};
+pub use config::{FlushPolicy, StoreConfig};
+pub use error::{Result, StoreError};
+pub use record::StoredMessage;
+pub use retention::RetentionReport;
+
+use commitlog::{CommitLog, Signal, lock};
+use cqueue::ConsumeQueue;
+use index::{Index, KeyKind};
+use offsets::Offsets;
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecoveryReport {
+    /// Whether a checkpoint was found (a clean or checkpointed history).
+    pub had_checkpoint: bool,
+    pub log: LogRecovery,
+    /// Where consume queues and the index were rebuilt from.
+    pub redispatched_from: u64,
+    /// Records re-dispatched.
+    pub redispatched_records: u64,
+    /// Consume queues whose tail was damaged and repaired.
+    pub repaired_queues: Vec<String>,
+    pub duration_ms: u64,
+}
+
+/// A snapshot of the store's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStats {
+    pub segments: usize,
+    pub min_offset: u64,
+    pub max_offset: u64,
+    pub flushed_offset: u64,
+    pub dispatched_offset: u64,
+    pub queues: usize,
+    pub flushes: u64,
+    pub flush_seconds_total: f64,
+    pub disk_full: bool,
+    pub recovery: RecoveryReport,
+}
+
+/// Messages read from one queue.
+#[derive(Debug, Clone)]
+pub struct QueueRead {
+    pub messages: Vec<StoredMessage>,
+    /// The offset to read next.
+    pub next_offset: u64,
+    pub min_offset: u64,
+    pub max_offset: u64,
+}
+
+type QueueMap = HashMap<String, HashMap<u32, Arc<ConsumeQueue>>>;
+
+#[derive(Debug)]
+struct Inner {
+    cfg: StoreConfig,
+    log: CommitLog,
+    queues: RwLock<QueueMap>,
+    index: Mutex<Index>,
+    offsets: Offsets,
+    dispatched: AtomicU64,
+    dispatched_signal: Signal,
+    /// Wakes the cleaner at shutdown.
+    shutdown: Signal,
+    recovery: RecoveryReport,
+    _lock: File,
+}
+
+/// The storage engine. Cheap to share by reference across threads.
+#[derive(Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `cfg.dir`, recovering from whatever
+    /// state a crash left, and starts its flusher, dispatcher and cleaner.
+    pub fn open(cfg: StoreConfig) -> Result<Self> {
+        let inner = Arc::new(recovery::open(cfg)?);
+        let mut threads = Vec::new();
+        let spawn = |name: &str, f: fn(&Inner)| {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(move || f(&inner))
+                .map_err(|e| StoreError::Io {
+                    path: PathBuf::from(name),
+                    source: e,
+                })
+        };
+        threads.push(spawn("tern-flusher", |i| i.log.run_flusher())?);
+        threads.push(spawn("tern-dispatch", dispatch::run)?);
+        threads.push(spawn("tern-cleaner", retention::run)?);
+        Ok(Self { inner, threads })
+    }
+
+    /// Appends a batch: every message or none. Returns where each went.
+    /// Under the sync policy it returns once the batch is durable.
+    pub fn append(&self, msgs: &[Message]) -> Result<Vec<Appended>> {
+        let mut batch = record::Batch::default();
+        for m in msgs {
+            m.validate(self.inner.cfg.max_body_bytes)?;
+            batch.push(m);
+        }
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner.log.append(&mut batch, msgs)
+    }
+
+    /// Reads the message at a commit-log position.
+    pub fn read(&self, position: u64) -> Result<StoredMessage> {
+        self.inner.read_at(position, None)
+    }
+
+    /// Reads up to `max_messages` (and about `max_bytes`) from a queue,
+    /// starting at `from` (moved up to the queue's minimum if older).
+    pub fn read_queue(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        from: u64,
+        max_messages: usize,
+        max_bytes: usize,
+    ) -> Result<QueueRead> {
+        let Some(q) = self.inner.queue(topic, queue_id) else {
+            return Ok(QueueRead {
+                messages: Vec::new(),
+                next_offset: 0,
+                min_offset: 0,
+                max_offset: 0,
+            });
+        };
+        let (min, max) = (q.min_offset(), q.max_offset());
+        let start = from.max(min);
+        let entries = q.read(start, max_messages)?;
+        let mut messages = Vec::with_capacity(entries.len());
+        let mut bytes = 0usize;
+        for (i, e) in entries.iter().enumerate() {
+            if !messages.is_empty() && bytes + e.size as usize > max_bytes {
+                break;
+            }
+            let m = self.inner.read_at(e.position, Some(e.size))?;
+            let offset = start + i as u64;
+            if m.message.topic.as_str() != topic
+                || m.message.queue_id != queue_id
+                || m.queue_offset != offset
+            {
+                return Err(StoreError::Corrupt {
+                    path: q.dir().to_owned(),
+                    detail: format!(
+                        "entry {offset} points at a record of {}:{} offset {}",
+                        m.message.topic, m.message.queue_id, m.queue_offset
+                    ),
+                });
+            }
+            bytes += e.size as usize;
+            messages.push(m);
+        }
+        Ok(QueueRead {
+            next_offset: start + messages.len() as u64,
+            messages,
+            min_offset: min,
+            max_offset: max,
+        })
+    }
+
+    /// The message at one queue offset.
+    pub fn get(&self, topic: &str, queue_id: u32, offset: u64) -> Result<StoredMessage> {
+        let r = self.read_queue(topic, queue_id, offset, 1, usize::MAX)?;
+        match r.messages.into_iter().next() {
+            Some(m) if m.queue_offset == offset => Ok(m),
+            _ if offset < r.min_offset => Err(StoreError::Deleted {
+                requested: offset,
+                min: r.min_offset,
+            }),
+            _ => Err(StoreError::BeyondEnd {
+                requested: offset,
+                end: r.max_offset,
+            }),
+        }
+    }
+
+    /// `(min, max)` offsets of a queue: readable offsets are `min..max`.
+    pub fn queue_range(&self, topic: &str, queue_id: u32) -> (u64, u64) {
+        self.inner
+            .queue(topic, queue_id)
+            .map_or((0, 0), |q| (q.min_offset(), q.max_offset()))
+    }
+
+    /// The first queue offset stored at or after `timestamp_ms` (the
+    /// queue's max offset if none).
+    pub fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        timestamp_ms: i64,
+    ) -> Result<u64> {
+        let Some(q) = self.inner.queue(topic, queue_id) else {
+            return Ok(0);
+        };
+        q.first_where(q.min_offset(), q.max_offset(), |e| {
+            e.store_ts >= timestamp_ms
+        })
+    }
+
+    /// Messages with this message id (normally one; more if a producer
+    /// reused the id).
+    pub fn find_by_message_id(&self, message_id: &str, limit: usize) -> Result<Vec<StoredMessage>> {
+        self.inner
+            .find(KeyKind::MessageId, "", message_id, limit, |m| {
+                m.message.message_id == message_id
+            })
+    }
+
+    /// Messages of `topic` carrying `key`, newest first.
+    pub fn find_by_key(&self, topic: &str, key: &str, limit: usize) -> Result<Vec<StoredMessage>> {
+        self.inner.find(KeyKind::Key, topic, key, limit, |m| {
+            m.message.topic.as_str() == topic && m.message.keys.iter().any(|k| k == key)
+        })
+    }
+
+    /// Records a consumer group's next offset for a queue (in memory; made
+    /// durable at the next checkpoint or by [`Store::flush_offsets`]).
+    pub fn commit_offset(&self, group: &str, topic: &str, queue_id: u32, offset: u64) {
+        self.inner.offsets.commit(group, topic, queue_id, offset);
+    }
+
+    pub fn committed_offset(&self, group: &str, topic: &str, queue_id: u32) -> Option<u64> {
+        self.inner.offsets.get(group, topic, queue_id)
+    }
+
+    /// Every committed offset of a group: topic -> queue -> offset.
+    pub fn group_offsets(&self, group: &str) -> BTreeMap<String, BTreeMap<u32, u64>> {
+        self.inner.offsets.group(group)
+    }
+
+    /// Writes consumer offsets durably now.
+    pub fn flush_offsets(&self) -> Result<()> {
+        self.inner.offsets.persist()
+    }
+
+    /// Fsyncs the commit log now (whatever the policy).
+    pub fn flush(&self) -> Result<u64> {
+        self.inner.log.flush()
+    }
+
+    /// Runs retention and the disk-limit check now.
+    pub fn enforce_retention(&self) -> Result<RetentionReport> {
+        retention::clean(&self.inner)
+    }
+
+    /// Waits until everything below `position` is in the consume queues.
+    /// Returns whether it got there before `timeout`.
+    pub fn wait_dispatched(&self, position: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.inner.dispatched_signal.generation();
+            if self.inner.dispatched.load(Ordering::Acquire) >= position {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            self.inner.dispatched_signal.wait(seen, deadline - now);
+        }
+    }
+
+    /// The end of the commit log as writers see it.
+    pub fn max_offset(&self) -> u64 {
+        self.inner.log.written()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let i = &self.inner;
+        StoreStats {
+            segments: i.log.segment_count(),
+            min_offset: i.log.min_offset(),
+            max_offset: i.log.written(),
+            flushed_offset: i.log.flushed(),
+            dispatched_offset: i.dispatched.load(Ordering::Acquire),
+            queues: i
+                .queues
+                .read()
+                .map_or(0, |q| q.values().map(HashMap::len).sum()),
+            flushes: i.log.flush_count.load(Ordering::Relaxed),
+            flush_seconds_total: i.log.flush_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            disk_full: i.log.disk_full.load(Ordering::Acquire),
+            recovery: i.recovery.clone(),
+        }
+    }
+
+    /// Stops the background threads after a final flush and checkpoint.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.threads.is_empty() {
+            return Ok(());
+        }
+        self.inner.log.closed.store(true, Ordering::Release);
+        self.inner.log.wake_flusher();
+        self.inner.log.readable.notify();
+        self.inner.dispatched_signal.notify();
+        self.inner.shutdown.notify();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.inner.log.flush()?;
+        dispatch::catch_up(&self.inner)?;
+        dispatch::checkpoint(&self.inner)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "store did not close cleanly; recovery will run at next open");
+        }
+    }
+}
+
+impl Inner {
+    fn offsets_dirty(&self) -> bool {
+        self.offsets.is_dirty()
+    }
+
+    fn queue(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue>> {
+        self.queues.read().ok()?.get(topic)?.get(&queue_id).cloned()
+    }
+
+    fn queue_or_create(&self, topic: &str, queue_id: u32) -> Result<Arc<ConsumeQueue>> {
+        if let Some(q) = self.queue(topic, queue_id) {
+            return Ok(q);
+        }
+        let mut map = self
+            .queues
+            .write()
+            .map_err(|_| StoreError::Failed("queue map lock poisoned".into()))?;
+        let q = map
+            .entry(topic.to_owned())
+            .or_default()
+            .entry(queue_id)
+            .or_insert_with(|| {
+                Arc::new(ConsumeQueue::create(
+                    self.cfg
+                        .dir
+                        .join("consumequeue")
+                        .join(topic)
+                        .join(queue_id.to_string()),
+                    self.cfg.cq_entries_per_file,
+                ))
+            });
+        Ok(Arc::clone(q))
+    }
+
+    fn all_queues(&self) -> Vec<Arc<ConsumeQueue>> {
+        self.queues.read().map_or_else(
+            |_| Vec::new(),
+            |m| m.values().flat_map(|q| q.values().cloned()).collect(),
+        )
+    }
+
+    fn read_at(&self, position: u64, size: Option<u32>) -> Result<StoredMessage> {
+        let raw = self.log.read_raw(position, size)?;
+        let view = record::RecordView::parse(&raw).map_err(|why| StoreError::Corrupt {
+            path: self.log.dir().to_owned(),
+            detail: format!("record at {position}: {why}"),
+        })?;
+        view.to_stored().map_err(|why| StoreError::Corrupt {
+            path: self.log.dir().to_owned(),
+            detail: format!("record at {position}: {why}"),
+        })
+    }
+
+    fn find(
+        &self,
+        kind: KeyKind,
+        topic: &str,
+        key: &str,
+        limit: usize,
+        matches: impl Fn(&StoredMessage) -> bool,
+    ) -> Result<Vec<StoredMessage>> {
+        // Ask for extra candidates: some are hash collisions.
+        let candidates =
+            lock(&self.index).lookup(kind, topic, key, limit.saturating_mul(4).max(16))?;
+        let mut out = Vec::new();
+        for pos in candidates {
+            match self.read_at(pos, None) {
+                Ok(m) if matches(&m) => out.push(m),
+                // The index is a hint: a candidate may be a collision, may be
+                // gone, or may point where recovery cut the log.
+                Ok(_)
+                | Err(
+                    StoreError::Deleted { .. }
+                    | StoreError::BeyondEnd { .. }
+                    | StoreError::Corrupt { .. },
+                ) => {}
+                Err(e) => return Err(e),
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,269 @@
+//! End-to-end behaviour of the store on real files.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{body_for, msg, small_config};
+use tern_store::{FlushPolicy, Store, StoreError};
+
+#[test]
+fn append_read_and_reopen_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), FlushPolicy::Async);
+    let store = Store::open(cfg.clone()).unwrap();
+    let mut positions = Vec::new();
+    for i in 0..600u64 {
+        let q = (i % 4) as u32;
+        let r = store
+            .append(&[msg("orders", q, &format!("id{i}"), &body_for(i, 300))])
+            .unwrap();
+        assert_eq!(r[0].queue_offset, i / 4);
+        positions.push(r[0].position);
+    }
+    assert!(
+        store.stats().segments > 2,
+        "600 x ~400 B must roll 64 KiB segments"
+    );
+    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(5)));
+    assert_eq!(store.queue_range("orders", 1), (0, 150));
+    let r = store.read_queue("orders", 1, 10, 5, usize::MAX).unwrap();
+    assert_eq!(r.messages.len(), 5);
+    assert_eq!(r.next_offset, 15);
+    for (k, m) in r.messages.iter().enumerate() {
+        let i = (10 + k as u64) * 4 + 1;
+        assert_eq!(m.message.body, body_for(i, 300));
+        assert_eq!(m.message.message_id, format!("id{i}"));
+        assert_eq!(m.position, positions[i as usize]);
+    }
+    store.close().unwrap();
+
+    let store = Store::open(cfg).unwrap();
+    let rec = store.stats().recovery;
+    assert!(rec.had_checkpoint);
+    assert_eq!(rec.log.truncated_bytes, 0);
+    assert_eq!(
+        rec.redispatched_records, 0,
+        "a clean close leaves nothing to redo"
+    );
+    for q in 0..4 {
+        assert_eq!(store.queue_range("orders", q), (0, 150));
+    }
+    let m = store.get("orders", 3, 149).unwrap();
+    assert_eq!(m.message.body, body_for(599, 300));
+    // Queue offsets continue after a reopen.
+    let r = store.append(&[msg("orders", 3, "next", b"x")]).unwrap();
+    assert_eq!(r[0].queue_offset, 150);
+    store.close().unwrap();
+}
+
+#[test]
+fn batches_are_atomic_and_ordered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(small_config(dir.path(), FlushPolicy::Sync)).unwrap();
+    let batch: Vec<_> = (0..10)
+        .map(|i| msg("t", 0, &format!("b{i}"), &body_for(i, 50)))
+        .collect();
+    let r = store.append(&batch).unwrap();
+    assert_eq!(
+        r.iter().map(|a| a.queue_offset).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    // One invalid message refuses the whole batch.
+    let mut bad = batch.clone();
+    bad[5].body.clear();
+    assert!(matches!(
+        store.append(&bad),
+        Err(StoreError::InvalidMessage(_))
+    ));
+    let r2 = store.append(&batch[..1]).unwrap();
+    assert_eq!(r2[0].queue_offset, 10);
+    // A batch bigger than a segment is refused with its own error.
+    let huge: Vec<_> = (0..100)
+        .map(|i| msg("t", 0, &format!("h{i}"), &vec![1u8; 1000]))
+        .collect();
+    assert!(matches!(
+        store.append(&huge),
+        Err(StoreError::BatchTooLarge { .. })
+    ));
+    store.close().unwrap();
+}
+
+#[test]
+fn sync_group_commit_many_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(small_config(dir.path(), FlushPolicy::Sync)).unwrap());
+    let threads: Vec<_> = (0..16u32)
+        .map(|t| {
+            let s = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..50u64 {
+                    let a = s
+                        .append(&[msg("sync", t % 4, &format!("{t}-{i}"), &body_for(i, 100))])
+                        .unwrap();
+                    // Returned only once durable.
+                    assert!(s.stats().flushed_offset >= a[0].position + u64::from(a[0].size));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.flushed_offset, stats.max_offset);
+    assert!(
+        stats.flushes < 800,
+        "800 sync appends from 16 threads should share fsyncs, got {}",
+        stats.flushes
+    );
+    assert!(store.wait_dispatched(stats.max_offset, Duration::from_secs(5)));
+    let total: u64 = (0..4).map(|q| store.queue_range("sync", q).1).sum();
+    assert_eq!(total, 800);
+}
+
+#[test]
+fn lookups_by_id_key_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), FlushPolicy::Async);
+    let store = Store::open(cfg.clone()).unwrap();
+    // Enough entries to seal several 256-entry index files.
+    let mut first_ts = 0;
+    for i in 0..500u64 {
+        let a = store
+            .append(&[msg(
+                "idx",
+                (i % 2) as u32,
+                &format!("mid-{i}"),
+                &body_for(i, 40),
+            )])
+            .unwrap();
+        if i == 0 {
+            first_ts = a[0].store_timestamp_ms;
+        }
+    }
+    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(5)));
+    for i in [0u64, 1, 255, 256, 499] {
+        let found = store.find_by_message_id(&format!("mid-{i}"), 10).unwrap();
+        assert_eq!(found.len(), 1, "message id mid-{i}");
+        assert_eq!(found[0].message.body, body_for(i, 40));
+        let by_key = store
+            .find_by_key("idx", &format!("key-mid-{i}"), 10)
+            .unwrap();
+        assert_eq!(by_key.len(), 1);
+        assert_eq!(by_key[0].message.message_id, format!("mid-{i}"));
+    }
+    assert!(store.find_by_message_id("absent", 10).unwrap().is_empty());
+    assert!(
+        store
+            .find_by_key("other-topic", "key-mid-1", 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.offset_for_timestamp("idx", 0, first_ts).unwrap(), 0);
+    assert_eq!(store.offset_for_timestamp("idx", 0, i64::MAX).unwrap(), 250);
+    store.close().unwrap();
+
+    // The index survives a reopen.
+    let store = Store::open(cfg).unwrap();
+    let found = store.find_by_message_id("mid-77", 10).unwrap();
+    assert_eq!(found.len(), 1);
+    store.close().unwrap();
+}
+
+#[test]
+fn consumer_offsets_are_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), FlushPolicy::Async);
+    let store = Store::open(cfg.clone()).unwrap();
+    store.commit_offset("g1", "orders", 2, 42);
+    store.commit_offset("g1", "orders", 3, 7);
+    store.flush_offsets().unwrap();
+    drop(store);
+    let store = Store::open(cfg).unwrap();
+    assert_eq!(store.committed_offset("g1", "orders", 2), Some(42));
+    assert_eq!(store.committed_offset("g1", "orders", 9), None);
+    assert_eq!(store.group_offsets("g1")["orders"].len(), 2);
+    store.close().unwrap();
+}
+
+#[test]
+fn retention_deletes_old_segments_and_moves_queue_minimums() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config(dir.path(), FlushPolicy::Async);
+    cfg.retention = Duration::from_secs(3600);
+    let store = Store::open(cfg.clone()).unwrap();
+    for i in 0..400u64 {
+        store
+            .append(&[msg("ret", 0, &format!("r{i}"), &body_for(i, 500))])
+            .unwrap();
+    }
+    store.flush().unwrap();
+    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(5)));
+    let before = store.stats();
+    // Young segments stay.
+    assert_eq!(store.enforce_retention().unwrap().segments_deleted, 0);
+    store.close().unwrap();
+
+    cfg.retention = Duration::ZERO;
+    let store = Store::open(cfg).unwrap();
+    // The cleaner thread runs a pass at open too; together they keep only
+    // the active segment.
+    store.enforce_retention().unwrap();
+    assert!(before.segments > 2);
+    assert_eq!(
+        store.stats().segments,
+        1,
+        "all but the active segment are past retention"
+    );
+    let (min, max) = store.queue_range("ret", 0);
+    assert_eq!(max, 400);
+    assert!(min > 0 && min < 400);
+    // Reading below the minimum starts at the minimum; the old position is gone.
+    let r = store.read_queue("ret", 0, 0, 1, usize::MAX).unwrap();
+    assert_eq!(r.messages[0].queue_offset, min);
+    assert_eq!(r.messages[0].message.body, body_for(min, 500));
+    assert!(matches!(store.read(0), Err(StoreError::Deleted { .. })));
+    assert!(matches!(
+        store.get("ret", 0, 0),
+        Err(StoreError::Deleted { .. })
+    ));
+    // Appends go on.
+    let a = store.append(&[msg("ret", 0, "after", b"x")]).unwrap();
+    assert_eq!(a[0].queue_offset, 400);
+    store.close().unwrap();
+}
+
+#[test]
+fn second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), FlushPolicy::Async);
+    let store = Store::open(cfg.clone()).unwrap();
+    assert!(matches!(Store::open(cfg), Err(StoreError::Config(_))));
+    store.close().unwrap();
+}
+
+#[test]
+fn reads_past_the_end_are_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(small_config(dir.path(), FlushPolicy::Sync)).unwrap();
+    store.append(&[msg("t", 0, "a", b"x")]).unwrap();
+    assert!(matches!(
+        store.read(1 << 40),
+        Err(StoreError::BeyondEnd { .. })
+    ));
+    assert!(matches!(
+        store.get("t", 0, 5),
+        Err(StoreError::BeyondEnd { .. })
+    ));
+    assert!(
+        store
+            .read_queue("nope", 0, 0, 10, 1024)
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    store.close().unwrap();
+}
