@@ -136,29 +136,76 @@ fn append_run(store: &Arc<Store>, writers: u32, bytes: u64) -> f64 {
     (per * u64::from(writers) * RECORD_BODY as u64) as f64 / MIB / started.elapsed().as_secs_f64()
 }
 
-/// Sync appends from `writers` threads for `dur`. Returns (MiB/s, appends/s, fsyncs).
-fn sync_run(dir: &Path, writers: u32, dur: Duration, smoke: bool) -> (f64, f64, u64) {
+/// Sync appends for `dur` with `writers` appends in flight at any time.
+/// With `threads_per_writer`, each writer is an OS thread blocked in
+/// `append`; otherwise two submitting threads keep `writers` appends in
+/// flight through `append_then`, as the broker's async handlers do.
+/// Returns (MiB/s, appends/s, fsyncs).
+fn sync_run(
+    dir: &Path,
+    writers: u32,
+    threads_per_writer: bool,
+    dur: Duration,
+    smoke: bool,
+) -> (f64, f64, u64) {
     let store = Arc::new(Store::open(config(dir, FlushPolicy::Sync, smoke)).expect("open"));
     let count = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + dur;
     let started = Instant::now();
-    let threads: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = Arc::clone(&store);
-            let count = Arc::clone(&count);
-            std::thread::spawn(move || {
-                let mut n = 0;
-                while Instant::now() < deadline {
-                    store
-                        .append(&[message(w % QUEUES, n)])
-                        .expect("sync append");
-                    n += 1;
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
+    let handles: Vec<_> = if threads_per_writer {
+        (0..writers)
+            .map(|w| {
+                let store = Arc::clone(&store);
+                let count = Arc::clone(&count);
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        store
+                            .append(&[message(w % QUEUES, n)])
+                            .expect("sync append");
+                        n += 1;
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
             })
-        })
-        .collect();
-    for t in threads {
+            .collect()
+    } else {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<u32>();
+        for w in 0..writers {
+            ready_tx.send(w).expect("seed");
+        }
+        let ready_rx = Arc::new(std::sync::Mutex::new(ready_rx));
+        (0..2)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let count = Arc::clone(&count);
+                let ready_rx = Arc::clone(&ready_rx);
+                let ready_tx = ready_tx.clone();
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    loop {
+                        let next = ready_rx
+                            .lock()
+                            .expect("receiver")
+                            .recv_timeout(Duration::from_millis(100));
+                        let Ok(w) = next else { break };
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                        n += 1;
+                        let count = Arc::clone(&count);
+                        let ready_tx = ready_tx.clone();
+                        store.append_then(&[message(w % QUEUES, n)], move |r| {
+                            r.expect("sync append");
+                            count.fetch_add(1, Ordering::Relaxed);
+                            let _ = ready_tx.send(w);
+                        });
+                    }
+                })
+            })
+            .collect()
+    };
+    for t in handles {
         t.join().expect("writer thread");
     }
     let secs = started.elapsed().as_secs_f64();
@@ -171,6 +218,16 @@ fn sync_run(dir: &Path, writers: u32, dur: Duration, smoke: bool) -> (f64, f64, 
         n as f64 / secs,
         flushes,
     )
+}
+
+/// Body bytes held by the bench topic's queues.
+fn bytes_written(store: &Store) -> u64 {
+    (0..QUEUES)
+        .map(|q| {
+            let (min, max) = store.queue_range("bench", q);
+            (max - min) * RECORD_BODY as u64
+        })
+        .sum()
 }
 
 /// Reads every message back through the consume queues.
@@ -194,7 +251,122 @@ fn read_all(store: &Store) -> (u64, f64) {
     (bytes, bytes as f64 / MIB / started.elapsed().as_secs_f64())
 }
 
+/// Reads the one queue back from a cold cache, then reopens with the
+/// checkpoint, consume queues and index removed: the whole log is scanned
+/// and everything rebuilt, also from a cold cache.
+fn cold_read_and_full_recovery(
+    dir: &Path,
+    store: Store,
+    disk_read_mib: f64,
+    smoke: bool,
+    rows: &mut Vec<Row>,
+) {
+    store.flush().expect("flush");
+    let waited = Instant::now();
+    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(600)));
+    println!(
+        "dispatcher finished {:.2} s after the last append",
+        waited.elapsed().as_secs_f64()
+    );
+    drop_caches(&files_under(dir));
+    let (read, mib_r) = read_all(&store);
+    assert_eq!(read, bytes_written(&store), "read back everything");
+    rows.push(Row {
+        case: "store: sequential read of one queue, cold cache".into(),
+        mib_s: mib_r,
+        note: format!("{:.0}% of disk read", mib_r / disk_read_mib * 100.0),
+    });
+    let (_, mib_w) = read_all(&store);
+    rows.push(Row {
+        case: "store: sequential read of one queue, warm cache".into(),
+        mib_s: mib_w,
+        note: "decode and copy cost alone".into(),
+    });
+    store.close().expect("close");
+    fs::remove_file(dir.join("checkpoint")).expect("remove checkpoint");
+    fs::remove_dir_all(dir.join("consumequeue")).expect("remove cq");
+    fs::remove_dir_all(dir.join("index")).expect("remove index");
+    drop_caches(&files_under(dir));
+    let started = Instant::now();
+    let store = Store::open(config(dir, FlushPolicy::Async, smoke)).expect("reopen");
+    let secs = started.elapsed().as_secs_f64();
+    let log_gib = store.stats().max_offset as f64 / 1024.0 / MIB;
+    rows.push(Row {
+        case: "store: full rebuild at open (no checkpoint, queues, index)".into(),
+        mib_s: log_gib * 1024.0 / secs,
+        note: format!(
+            "{secs:.2} s for {log_gib:.2} GiB: {:.2} s per GiB",
+            secs / log_gib
+        ),
+    });
+    store.close().expect("close");
+}
+
+const CHILD_ENV: &str = "TERN_BENCH_CHILD_DIR";
+
+/// The child of `kill_recovery`: appends until killed.
+fn child_writer(dir: &Path, smoke: bool) {
+    let store = Store::open(config(dir, FlushPolicy::Async, smoke)).expect("child open");
+    let mut n = 0u64;
+    loop {
+        store
+            .append(&[message((n % u64::from(QUEUES)) as u32, n)])
+            .expect("child append");
+        n += 1;
+    }
+}
+
+/// A child process appends (async) until the log holds `bytes`, gets
+/// SIGKILL, and the store is reopened from a cold cache.
+fn kill_recovery(dir: &Path, bytes: u64, smoke: bool, rows: &mut Vec<Row>) {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut child = std::process::Command::new(exe)
+        .env(CHILD_ENV, dir)
+        .env("TERN_BENCH_SMOKE", if smoke { "1" } else { "0" })
+        .spawn()
+        .expect("spawn child writer");
+    let log_dir = dir.join("commitlog");
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let size: u64 = files_under(&log_dir)
+            .iter()
+            .filter_map(|p| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        if size >= bytes {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("child writer exited early: {status}");
+        }
+    }
+    child.kill().expect("SIGKILL the writer");
+    child.wait().expect("reap");
+    drop_caches(&files_under(dir));
+    let started = Instant::now();
+    let store = Store::open(config(dir, FlushPolicy::Async, smoke)).expect("reopen after kill");
+    let secs = started.elapsed().as_secs_f64();
+    let stats = store.stats();
+    let log_gib = stats.max_offset as f64 / 1024.0 / MIB;
+    rows.push(Row {
+        case: "store: recovery after kill -9 (async writer), cold cache".into(),
+        mib_s: log_gib * 1024.0 / secs,
+        note: format!(
+            "{secs:.2} s for {log_gib:.2} GiB: {:.3} s per GiB; re-dispatched {} records",
+            secs / log_gib,
+            stats.recovery.redispatched_records
+        ),
+    });
+    store.close().expect("close");
+    fs::remove_dir_all(dir).expect("clean up");
+}
+
 fn main() {
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        let smoke = std::env::var("TERN_BENCH_SMOKE").as_deref() == Ok("1");
+        child_writer(Path::new(&dir), smoke);
+        return;
+    }
     let smoke = std::env::args().any(|a| a == "--test");
     let gib: f64 = std::env::var("TERN_BENCH_GIB")
         .ok()
@@ -239,7 +411,7 @@ fn main() {
     });
     fs::remove_file(&baseline).expect("remove baseline");
 
-    // Async appends: one writer, then eight.
+    // Async appends: one writer (one queue), then eight (eight queues).
     for writers in [1u32, 8] {
         let dir = root.join(format!("async-{writers}"));
         let store = Arc::new(Store::open(config(&dir, FlushPolicy::Async, smoke)).expect("open"));
@@ -249,73 +421,47 @@ fn main() {
             mib_s: mib,
             note: format!("{:.0}% of disk write", mib / w * 100.0),
         });
-        if writers == 8 {
-            // Cold sequential read of everything just written.
-            let files = files_under(&dir);
-            drop_caches(&files);
-            let (read, mib_r) = read_all(&store);
-            assert_eq!(
-                read,
-                bytes / RECORD_BODY as u64 / 8 * 8 * RECORD_BODY as u64,
-                "read back all"
-            );
-            rows.push(Row {
-                case: "store: sequential read via consume queues, cold cache".into(),
-                mib_s: mib_r,
-                note: format!("{:.0}% of disk read", mib_r / r * 100.0),
-            });
-            Arc::into_inner(store)
-                .expect("sole owner")
-                .close()
-                .expect("close");
-            // Recovery with no checkpoint, consume queues or index: the
-            // whole log is scanned and everything rebuilt, from a cold cache.
-            fs::remove_file(dir.join("checkpoint")).expect("remove checkpoint");
-            fs::remove_dir_all(dir.join("consumequeue")).expect("remove cq");
-            fs::remove_dir_all(dir.join("index")).expect("remove index");
-            drop_caches(&files_under(&dir));
-            let started = Instant::now();
-            let store = Store::open(config(&dir, FlushPolicy::Async, smoke)).expect("reopen");
-            let secs = started.elapsed().as_secs_f64();
-            let log_gib = store.stats().max_offset as f64 / 1024.0 / MIB;
-            rows.push(Row {
-                case: "store: full recovery (no checkpoint), cold cache".into(),
-                mib_s: log_gib * 1024.0 / secs,
-                note: format!("{:.2} s per GiB of commit log", secs / log_gib),
-            });
-            store.close().expect("close");
+        let store = Arc::into_inner(store).expect("sole owner");
+        if writers == 1 {
+            cold_read_and_full_recovery(&dir, store, r, smoke, &mut rows);
         } else {
-            Arc::into_inner(store)
-                .expect("sole owner")
-                .close()
-                .expect("close");
+            store.close().expect("close");
         }
         fs::remove_dir_all(&dir).expect("clean up");
     }
+    kill_recovery(&root.join("killed"), bytes, smoke, &mut rows);
     let async8 = rows
         .iter()
         .find(|r| r.case.contains("8 writer"))
         .map_or(1.0, |r| r.mib_s);
 
-    for writers in [1u32, 16, 64] {
-        let (mib, per_s, flushes) = sync_run(
-            &root.join(format!("sync-{writers}")),
-            writers,
-            sync_secs,
-            smoke,
-        );
+    for (writers, threads) in [
+        (1u32, true),
+        (16, true),
+        (64, true),
+        (16, false),
+        (64, false),
+    ] {
+        let dir = root.join(format!("sync-{writers}-{threads}"));
+        let (mib, per_s, flushes) = sync_run(&dir, writers, threads, sync_secs, smoke);
+        let how = if threads {
+            "threads blocked in append"
+        } else {
+            "in flight via append_then"
+        };
         rows.push(Row {
-            case: format!("store: sync append (group commit), {writers} writer(s)"),
+            case: format!("store: sync append (group commit), {writers} {how}"),
             mib_s: mib,
             note: format!(
-                "{per_s:.0} appends/s, {flushes} fsyncs, {:.0}% of async 8w",
+                "{per_s:.0} appends/s, {:.1} per fsync, {:.0}% of async 8w",
+                per_s * sync_secs.as_secs_f64() / flushes.max(1) as f64,
                 mib / async8 * 100.0
             ),
         });
     }
 
-    println!("{:<62} {:>10}  note", "case", "MiB/s");
+    println!("{:<72} {:>8}  note", "case", "MiB/s");
     for r in &rows {
-        println!("{:<62} {:>10.1}  {}", r.case, r.mib_s, r.note);
+        println!("{:<72} {:>8.1}  {}", r.case, r.mib_s, r.note);
     }
 }

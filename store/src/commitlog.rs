@@ -7,7 +7,7 @@
 //! under the sync policy the appender waits for it, so concurrent appends
 //! share one fsync (group commit).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,14 @@ pub struct Appended {
     pub queue_offset: u64,
     pub store_timestamp_ms: i64,
 }
+
+/// Reads at least this large ask the kernel to fetch what follows.
+const READ_AHEAD_FROM: u64 = 256 * 1024;
+
+/// Called with an append's outcome once it is durable as its flush policy
+/// promises, or has failed. Runs on the flusher thread under sync: it must
+/// be quick.
+pub type Durable = Box<dyn FnOnce(Result<Vec<Appended>>) + Send>;
 
 #[derive(Debug)]
 struct Tail {
@@ -114,6 +122,15 @@ pub struct LogRecovery {
     pub stop_reason: Option<String>,
 }
 
+/// Appends waiting for their fsync: (end position, results, callback).
+struct Waiting(VecDeque<(u64, Vec<Appended>, Durable)>);
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} appends waiting", self.0.len())
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct CommitLog {
     dir: PathBuf,
@@ -126,9 +143,10 @@ pub(crate) struct CommitLog {
     written: AtomicU64,
     flushed: AtomicU64,
     min: AtomicU64,
-    /// Flusher wakes on this; appenders under sync wait on `durable`.
+    /// The flusher wakes on this.
     flush_wanted: Signal,
-    pub durable: Signal,
+    /// Under sync: appends waiting for their fsync, in log order.
+    waiting: Mutex<Waiting>,
     /// New data readers may see.
     pub readable: Signal,
     failed: Mutex<Option<String>>,
@@ -266,6 +284,8 @@ impl CommitLog {
             scanned_from: segments[first].base,
             ..LogRecovery::default()
         };
+        // The hint is a record boundary when the checkpoint is right; only
+        // what follows it needs checking.
         let mut end = segments[first].base;
         let mut keep = segments.len();
         for (i, seg) in segments.iter().enumerate().skip(first) {
@@ -278,7 +298,17 @@ impl CommitLog {
                 keep = i;
                 break;
             }
-            let (reached, why) = scan_segment(seg, 0, len, |_| Ok(()))?;
+            let hint = scan_hint.saturating_sub(seg.base);
+            let (mut reached, mut why) = (0, None);
+            if i == first && hint > 0 && hint <= len {
+                (reached, why) = scan_segment(seg, hint, len, |_| Ok(()))?;
+                rec.scanned_from = seg.base + hint;
+            }
+            if (reached == hint && why.is_some()) || reached == 0 {
+                // No record where the hint says: check the whole segment.
+                rec.scanned_from = seg.base;
+                (reached, why) = scan_segment(seg, 0, len, |_| Ok(()))?;
+            }
             end = seg.base + reached;
             if reached < len {
                 rec.stop_reason = why;
@@ -331,7 +361,7 @@ impl CommitLog {
             written: AtomicU64::new(end),
             flushed: AtomicU64::new(end),
             flush_wanted: Signal::default(),
-            durable: Signal::default(),
+            waiting: Mutex::new(Waiting(VecDeque::new())),
             readable: Signal::default(),
             failed: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -391,8 +421,42 @@ impl CommitLog {
         Ok(())
     }
 
-    /// Appends a prepared batch atomically: all of it or none of it.
-    pub fn append(&self, batch: &mut Batch, msgs: &[Message]) -> Result<Vec<Appended>> {
+    /// Appends a prepared batch atomically: all of it or none of it, and
+    /// calls `done` with where each message went once that is durable under
+    /// the policy (at once under async, after the covering fsync under
+    /// sync), or with the error.
+    pub fn append(&self, batch: &mut Batch, msgs: &[Message], done: Durable) {
+        let mut done = Some(done);
+        match self.write(batch, msgs, &mut done) {
+            Ok((end, results)) => {
+                if self.policy == FlushPolicy::Sync {
+                    self.flush_wanted.notify();
+                    return;
+                }
+                self.readable.notify();
+                if end - self.flushed() >= self.flush_dirty_bytes {
+                    self.flush_wanted.notify();
+                }
+                if let Some(done) = done {
+                    done(Ok(results));
+                }
+            }
+            Err(e) => {
+                if let Some(done) = done {
+                    done(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Writes the batch. Under sync, moves `done` into the waiting queue
+    /// (under the tail lock, so the queue stays in log order).
+    fn write(
+        &self,
+        batch: &mut Batch,
+        msgs: &[Message],
+        done: &mut Option<Durable>,
+    ) -> Result<(u64, Vec<Appended>)> {
         self.check_writable()?;
         let len = batch.len_bytes();
         if len > self.segment_size {
@@ -402,77 +466,58 @@ impl CommitLog {
             });
         }
         let mut results = Vec::with_capacity(msgs.len());
-        let end = {
-            let mut tail = lock(&self.tail);
-            if tail.active_len + len > self.segment_size {
-                self.roll(&mut tail)?;
-            }
-            let start = tail.active.base + tail.active_len;
-            let ts = now_ms().max(tail.last_ts);
-            tail.last_ts = ts;
-            let mut pos = start;
-            for (i, m) in msgs.iter().enumerate() {
-                let next = next_offset_slot(&mut tail.queue_next, m.topic.as_str(), m.queue_id);
-                let queue_offset = *next;
-                *next += 1;
-                batch.seal(i, pos, queue_offset, ts);
-                let size = batch.records[i].len;
-                results.push(Appended {
-                    position: pos,
-                    size,
-                    queue_offset,
-                    store_timestamp_ms: ts,
-                });
-                pos += u64::from(size);
-            }
-            let at = tail.active_len;
-            if let Err(e) = tail.active.file.write_all_at(&batch.buf, at) {
-                // Undo: give the queue offsets back and cut any partial write.
-                for m in msgs.iter().rev() {
-                    *next_offset_slot(&mut tail.queue_next, m.topic.as_str(), m.queue_id) -= 1;
-                }
-                let err = io_err(&tail.active.path)(e);
-                if let Err(e2) = tail.active.file.set_len(at) {
-                    self.fail(format!("could not cut a failed write: {e2}"));
-                }
-                return Err(err);
-            }
-            tail.active_len += len;
-            self.written.store(pos, Ordering::Release);
-            pos
-        };
-        match self.policy {
-            FlushPolicy::Sync => {
-                self.flush_wanted.notify();
-                self.wait_durable(end)?;
-            }
-            FlushPolicy::Async => {
-                self.readable.notify();
-                if end - self.flushed() >= self.flush_dirty_bytes {
-                    self.flush_wanted.notify();
-                }
-            }
+        let mut tail = lock(&self.tail);
+        if tail.active_len + len > self.segment_size {
+            self.roll(&mut tail)?;
         }
-        Ok(results)
-    }
-
-    fn wait_durable(&self, end: u64) -> Result<()> {
-        loop {
-            let seen = self.durable.generation();
-            if self.flushed() >= end {
-                return Ok(());
-            }
-            if let Some(why) = lock(&self.failed).as_ref() {
-                return Err(StoreError::Failed(why.clone()));
-            }
-            self.durable.wait(seen, Duration::from_millis(100));
+        let start = tail.active.base + tail.active_len;
+        let ts = now_ms().max(tail.last_ts);
+        tail.last_ts = ts;
+        let mut pos = start;
+        for (i, m) in msgs.iter().enumerate() {
+            let next = next_offset_slot(&mut tail.queue_next, m.topic.as_str(), m.queue_id);
+            let queue_offset = *next;
+            *next += 1;
+            batch.seal(i, pos, queue_offset, ts);
+            let size = batch.records[i].len;
+            results.push(Appended {
+                position: pos,
+                size,
+                queue_offset,
+                store_timestamp_ms: ts,
+            });
+            pos += u64::from(size);
         }
+        let at = tail.active_len;
+        if let Err(e) = tail.active.file.write_all_at(&batch.buf, at) {
+            // Undo: give the queue offsets back and cut any partial write.
+            for m in msgs.iter().rev() {
+                *next_offset_slot(&mut tail.queue_next, m.topic.as_str(), m.queue_id) -= 1;
+            }
+            let err = io_err(&tail.active.path)(e);
+            if let Err(e2) = tail.active.file.set_len(at) {
+                self.fail(format!("could not cut a failed write: {e2}"));
+            }
+            return Err(err);
+        }
+        tail.active_len += len;
+        self.written.store(pos, Ordering::Release);
+        if self.policy == FlushPolicy::Sync
+            && let Some(d) = done.take()
+        {
+            lock(&self.waiting).0.push_back((pos, results, d));
+            return Ok((pos, Vec::new()));
+        }
+        Ok((pos, results))
     }
 
     fn fail(&self, why: String) {
         tracing::error!(reason = %why, "commit log failed; appends refused until reopened");
-        *lock(&self.failed) = Some(why);
-        self.durable.notify();
+        *lock(&self.failed) = Some(why.clone());
+        let waiting = std::mem::take(&mut lock(&self.waiting).0);
+        for (_, _, done) in waiting {
+            done(Err(StoreError::Failed(why.clone())));
+        }
     }
 
     fn roll(&self, tail: &mut Tail) -> Result<()> {
@@ -515,9 +560,16 @@ impl CommitLog {
             Ordering::Relaxed,
         );
         self.flushed.fetch_max(target, Ordering::AcqRel);
-        self.durable.notify();
         if self.policy == FlushPolicy::Sync {
             self.readable.notify();
+            let done: Vec<_> = {
+                let mut w = lock(&self.waiting);
+                let n = w.0.partition_point(|(end, _, _)| *end <= target);
+                w.0.drain(..n).collect()
+            };
+            for (_, results, d) in done {
+                d(Ok(results));
+            }
         }
         Ok(target)
     }
@@ -546,7 +598,8 @@ impl CommitLog {
         self.flush_wanted.notify();
     }
 
-    fn segment_for(&self, pos: u64) -> Result<Arc<Segment>> {
+    /// The segment holding `pos`, and where the next one starts (if any).
+    fn segment_and_end(&self, pos: u64) -> Result<(Arc<Segment>, Option<u64>)> {
         let segs = self
             .segments
             .read()
@@ -558,12 +611,12 @@ impl CommitLog {
                 min: self.min_offset(),
             });
         }
-        Ok(Arc::clone(&segs[i - 1]))
+        Ok((Arc::clone(&segs[i - 1]), segs.get(i).map(|s| s.base)))
     }
 
-    /// Reads and checks the record at `pos`. `size` (from a consume-queue
-    /// entry) saves one read when known.
-    pub fn read_raw(&self, pos: u64, size: Option<u32>) -> Result<Vec<u8>> {
+    /// Reads up to `len` bytes at `pos`, stopping at the end of its
+    /// segment (records never span segments) and at the readable end.
+    pub fn read_span(&self, pos: u64, len: u64) -> Result<(Vec<u8>, Arc<Segment>)> {
         let min = self.min_offset();
         if pos < min {
             return Err(StoreError::Deleted {
@@ -578,33 +631,44 @@ impl CommitLog {
                 end,
             });
         }
-        let seg = self.segment_for(pos)?;
+        let (seg, seg_end) = self.segment_and_end(pos)?;
+        let len = len
+            .min(end - pos)
+            .min(seg_end.map_or(u64::MAX, |e| e - pos));
+        let mut buf = vec![0u8; len as usize];
         let off = pos - seg.base;
+        let n = read_full_at(&seg.file, &mut buf, off).map_err(io_err(&seg.path))?;
+        buf.truncate(n);
+        if len >= READ_AHEAD_FROM {
+            // A large read is likely followed by the next one: have the
+            // kernel fetch it while the caller decodes this one.
+            let _ = rustix::fs::fadvise(
+                &seg.file,
+                off + len,
+                std::num::NonZeroU64::new(len),
+                rustix::fs::Advice::WillNeed,
+            );
+        }
+        Ok((buf, seg))
+    }
+
+    /// Reads and checks the record at `pos`. `size` (from a consume-queue
+    /// entry) saves one read when known.
+    pub fn read_raw(&self, pos: u64, size: Option<u32>) -> Result<Vec<u8>> {
         let len = match size {
             Some(s) => s,
             None => {
-                let mut h = [0u8; 4];
-                seg.file
-                    .read_exact_at(&mut h, off)
-                    .map_err(io_err(&seg.path))?;
+                let (h, seg) = self.read_span(pos, 4)?;
                 peek_len(&h).ok_or_else(|| corrupt(&seg.path, format!("bad length at {pos}")))?
             }
         };
-        if pos + u64::from(len) > end {
+        let (buf, seg) = self.read_span(pos, u64::from(len))?;
+        if buf.len() < len as usize {
             return Err(corrupt(
                 &seg.path,
-                format!("record at {pos} runs past the readable end"),
+                format!("record at {pos} runs past its segment or the readable end"),
             ));
         }
-        let mut buf = vec![0u8; len as usize];
-        seg.file
-            .read_exact_at(&mut buf, off)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    corrupt(&seg.path, format!("record at {pos} runs past the file"))
-                }
-                _ => io_err(&seg.path)(e),
-            })?;
         match RecordView::parse(&buf) {
             Ok(v) if v.position == pos => Ok(buf),
             Ok(_) => Err(corrupt(
@@ -625,14 +689,8 @@ impl CommitLog {
     ) -> Result<u64> {
         let mut at = from;
         while at < to {
-            let seg = self.segment_for(at)?;
-            let seg_end = self
-                .segments
-                .read()
-                .map_err(|_| StoreError::Failed("segment list lock poisoned".into()))?
-                .iter()
-                .find(|s| s.base > seg.base)
-                .map_or(to, |next| next.base.min(to));
+            let (seg, next) = self.segment_and_end(at)?;
+            let seg_end = next.map_or(to, |n| n.min(to));
             let (reached, why) = scan_segment(&seg, at - seg.base, seg_end - seg.base, &mut f)?;
             at = seg.base + reached;
             if let Some(why) = why {

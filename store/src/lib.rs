@@ -96,6 +96,9 @@ pub struct QueueRead {
 
 type QueueMap = HashMap<String, HashMap<u32, Arc<ConsumeQueue>>>;
 
+/// Largest single read when a queue's records lie next to each other.
+const MAX_SPAN: u64 = 4 << 20;
+
 #[derive(Debug)]
 struct Inner {
     cfg: StoreConfig,
@@ -140,18 +143,37 @@ impl Store {
         Ok(Self { inner, threads })
     }
 
-    /// Appends a batch: every message or none. Returns where each went.
-    /// Under the sync policy it returns once the batch is durable.
+    /// Appends a batch: every message or none. Returns where each went,
+    /// once the batch is durable as the flush policy promises (under sync,
+    /// after the fsync that covers it).
     pub fn append(&self, msgs: &[Message]) -> Result<Vec<Appended>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.append_then(msgs, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Like [`Store::append`], but returns at once and calls `done` with the
+    /// result when the batch is durable. Under sync, `done` runs on the
+    /// flusher thread and must be quick (e.g. send on a channel): this lets
+    /// many appends wait for one fsync without a thread each.
+    pub fn append_then(
+        &self,
+        msgs: &[Message],
+        done: impl FnOnce(Result<Vec<Appended>>) + Send + 'static,
+    ) {
         let mut batch = record::Batch::default();
         for m in msgs {
-            m.validate(self.inner.cfg.max_body_bytes)?;
+            if let Err(e) = m.validate(self.inner.cfg.max_body_bytes) {
+                return done(Err(e.into()));
+            }
             batch.push(m);
         }
         if msgs.is_empty() {
-            return Ok(Vec::new());
+            return done(Ok(Vec::new()));
         }
-        self.inner.log.append(&mut batch, msgs)
+        self.inner.log.append(&mut batch, msgs, Box::new(done));
     }
 
     /// Reads the message at a commit-log position.
@@ -182,26 +204,57 @@ impl Store {
         let entries = q.read(start, max_messages)?;
         let mut messages = Vec::with_capacity(entries.len());
         let mut bytes = 0usize;
-        for (i, e) in entries.iter().enumerate() {
-            if !messages.is_empty() && bytes + e.size as usize > max_bytes {
-                break;
-            }
-            let m = self.inner.read_at(e.position, Some(e.size))?;
-            let offset = start + i as u64;
-            if m.message.topic.as_str() != topic
-                || m.message.queue_id != queue_id
-                || m.queue_offset != offset
+        let mut i = 0;
+        'runs: while i < entries.len() {
+            // Entries adjacent in the log are read with one call.
+            let run_start = entries[i].position;
+            let mut run_end = run_start;
+            let mut j = i;
+            while j < entries.len()
+                && entries[j].position == run_end
+                && (j == i || run_end - run_start + u64::from(entries[j].size) <= MAX_SPAN)
             {
+                run_end += u64::from(entries[j].size);
+                j += 1;
+            }
+            let (buf, seg) = self.inner.log.read_span(run_start, run_end - run_start)?;
+            let progress = i;
+            while i < j {
+                let e = &entries[i];
+                if !messages.is_empty() && bytes + e.size as usize > max_bytes {
+                    break 'runs;
+                }
+                let off = (e.position - run_start) as usize;
+                let Some(raw) = buf.get(off..off + e.size as usize) else {
+                    break; // the run crossed into the next segment
+                };
+                let offset = start + i as u64;
+                let m = record::RecordView::parse(raw)
+                    .ok()
+                    .filter(|v| v.position == e.position)
+                    .and_then(|v| v.to_stored().ok())
+                    .filter(|m| {
+                        m.message.topic.as_str() == topic
+                            && m.message.queue_id == queue_id
+                            && m.queue_offset == offset
+                    })
+                    .ok_or_else(|| StoreError::Corrupt {
+                        path: seg.path.clone(),
+                        detail: format!(
+                            "record at {} does not match entry {offset} of {topic}:{queue_id}",
+                            e.position
+                        ),
+                    })?;
+                bytes += e.size as usize;
+                messages.push(m);
+                i += 1;
+            }
+            if i == progress {
                 return Err(StoreError::Corrupt {
-                    path: q.dir().to_owned(),
-                    detail: format!(
-                        "entry {offset} points at a record of {}:{} offset {}",
-                        m.message.topic, m.message.queue_id, m.queue_offset
-                    ),
+                    path: seg.path.clone(),
+                    detail: format!("record at {run_start} runs past its segment"),
                 });
             }
-            bytes += e.size as usize;
-            messages.push(m);
         }
         Ok(QueueRead {
             next_offset: start + messages.len() as u64,

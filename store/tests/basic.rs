@@ -267,3 +267,48 @@ fn reads_past_the_end_are_typed() {
     );
     store.close().unwrap();
 }
+
+#[test]
+fn append_then_completes_every_append_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(small_config(dir.path(), FlushPolicy::Sync)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..300u64 {
+        let tx = tx.clone();
+        store.append_then(
+            &[msg(
+                "cb",
+                (i % 3) as u32,
+                &format!("c{i}"),
+                &body_for(i, 80),
+            )],
+            move |r| tx.send((i, r)).unwrap(),
+        );
+    }
+    // Refused input is reported through the callback too.
+    let tx2 = tx.clone();
+    store.append_then(&[msg("cb", 0, "bad", b"")], move |r| {
+        tx2.send((u64::MAX, r)).unwrap();
+    });
+    drop(tx);
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in rx.iter() {
+        if i == u64::MAX {
+            assert!(matches!(r, Err(StoreError::InvalidMessage(_))));
+            continue;
+        }
+        let a = r.unwrap();
+        assert!(store.stats().flushed_offset >= a[0].position + u64::from(a[0].size));
+        assert_eq!(
+            store.read(a[0].position).unwrap().message.body,
+            body_for(i, 80)
+        );
+        assert!(seen.insert(i), "callback for {i} ran twice");
+    }
+    assert_eq!(seen.len(), 300);
+    assert!(
+        store.stats().flushes < 300,
+        "300 appends in flight at once share fsyncs"
+    );
+    store.close().unwrap();
+}

@@ -64,6 +64,13 @@ fn flip(path: &Path, at: u64) {
     f.write_all_at(&b, at).unwrap();
 }
 
+/// Makes the checkpoint claim only what precedes `pos` is covered, as if
+/// the process died before the next checkpoint.
+fn rewind_checkpoint(dir: &Path, pos: u64) {
+    let ck = format!(r#"{{"version":1,"dispatched":{pos},"flushed":{pos}}}"#);
+    fs::write(dir.join("checkpoint"), ck).unwrap();
+}
+
 fn check_all_but(store: &Store, lost: &[u64]) {
     for i in 0..N {
         let q = (i % 2) as u32;
@@ -84,7 +91,9 @@ fn flipped_byte_in_the_log_tail_is_cut_and_quarantined() {
     let positions = fill(&cfg);
     let last = segments(dir.path()).pop().unwrap();
     let seg_base: u64 = last.file_name().unwrap().to_str().unwrap().parse().unwrap();
-    // Damage the body of the second-to-last record.
+    // A crash after the last checkpoint covered record N-10 ...
+    rewind_checkpoint(dir.path(), positions[N as usize - 10]);
+    // ... left the body of the second-to-last record damaged.
     flip(&last, positions[N as usize - 2] - seg_base + 100);
 
     let store = Store::open(cfg.clone()).unwrap();

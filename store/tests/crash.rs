@@ -158,7 +158,15 @@ fn sigkill_loses_no_acknowledged_record() {
             "  recovery: valid end {}, {} bytes cut, {} records re-dispatched in {} ms",
             rec.log.valid_end, rec.log.truncated_bytes, rec.redispatched_records, rec.duration_ms
         );
-        verify(&store, &acked);
+        // This round's acks all; older ones sampled (all of them at the end).
+        let sample = if round == rounds { 1 } else { 16 };
+        let checks: Vec<&Ack> = acked
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i >= before || i % sample == 0)
+            .map(|(_, a)| a)
+            .collect();
+        verify(&store, &checks);
         store.close().unwrap();
     }
     assert!(
@@ -167,7 +175,7 @@ fn sigkill_loses_no_acknowledged_record() {
     );
 }
 
-fn verify(store: &Store, acked: &[Ack]) {
+fn verify(store: &Store, acked: &[&Ack]) {
     let stats = store.stats();
     for a in acked {
         let m = store

@@ -129,6 +129,7 @@ fn high_water_deletes_old_segments_and_hard_limit_refuses_appends() {
             .append(&[msg("hw", 0, &format!("h{i}"), &body_for(i, 2000))])
             .unwrap();
     }
+    assert!(store.wait_dispatched(store.max_offset(), std::time::Duration::from_secs(5)));
     let segments_before = store.stats().segments;
     assert!(segments_before > 8);
 
@@ -154,6 +155,7 @@ fn high_water_deletes_old_segments_and_hard_limit_refuses_appends() {
         store.append(&[msg("hw", 0, "refused", b"x")]),
         Err(StoreError::DiskFull { .. })
     ));
+    assert!(store.wait_dispatched(store.max_offset(), std::time::Duration::from_secs(5)));
     assert_eq!(
         store.get("hw", 0, 1500).unwrap().message.body,
         b"ok".to_vec()
