@@ -107,6 +107,12 @@ fn config(dir: &Path, flush: FlushPolicy, smoke: bool) -> StoreConfig {
     if smoke {
         c.segment_size = 4 << 20;
     }
+    if let Some(ms) = std::env::var("TERN_BENCH_FLUSH_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        c.flush_interval = Duration::from_millis(ms);
+    }
     // Retention must not delete what the read benchmark reads back.
     c.disk_high_water = 1.0;
     c.disk_hard_limit = 1.0;
@@ -396,23 +402,35 @@ fn main() {
         root.display()
     );
 
+    // `TERN_BENCH_CASES` (comma-separated: disk, async, kill, sync) picks
+    // a subset; all by default.
+    let cases = std::env::var("TERN_BENCH_CASES").unwrap_or_else(|_| "disk,async,kill,sync".into());
+    let want = |c: &str| cases.split(',').any(|x| x.trim() == c);
+
     // The disk's own limits.
-    let (w, baseline) = disk_write(root, bytes);
-    rows.push(Row {
-        case: "disk: sequential write, 1 MiB blocks, fsync at end".into(),
-        mib_s: w,
-        note: String::new(),
-    });
-    let r = disk_read(&baseline);
-    rows.push(Row {
-        case: "disk: sequential read, cold cache".into(),
-        mib_s: r,
-        note: String::new(),
-    });
-    fs::remove_file(&baseline).expect("remove baseline");
+    let (mut w, mut r) = (f64::NAN, f64::NAN);
+    if want("disk") {
+        let baseline;
+        (w, baseline) = disk_write(root, bytes);
+        rows.push(Row {
+            case: "disk: sequential write, 1 MiB blocks, fsync at end".into(),
+            mib_s: w,
+            note: String::new(),
+        });
+        r = disk_read(&baseline);
+        rows.push(Row {
+            case: "disk: sequential read, cold cache".into(),
+            mib_s: r,
+            note: String::new(),
+        });
+        fs::remove_file(&baseline).expect("remove baseline");
+    }
 
     // Async appends: one writer (one queue), then eight (eight queues).
     for writers in [1u32, 8] {
+        if !want("async") {
+            break;
+        }
         let dir = root.join(format!("async-{writers}"));
         let store = Arc::new(Store::open(config(&dir, FlushPolicy::Async, smoke)).expect("open"));
         let mib = append_run(&store, writers, bytes);
@@ -429,7 +447,9 @@ fn main() {
         }
         fs::remove_dir_all(&dir).expect("clean up");
     }
-    kill_recovery(&root.join("killed"), bytes, smoke, &mut rows);
+    if want("kill") {
+        kill_recovery(&root.join("killed"), bytes, smoke, &mut rows);
+    }
     let async8 = rows
         .iter()
         .find(|r| r.case.contains("8 writer"))

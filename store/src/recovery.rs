@@ -12,10 +12,55 @@ use crate::commitlog::{CommitLog, Signal};
 use crate::config::StoreConfig;
 use crate::cqueue::ConsumeQueue;
 use crate::dispatch::{checkpoint, dispatch_range, read_checkpoint};
-use crate::error::{Result, StoreError, io_err};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError, corrupt, io_err};
+use crate::fsutil::{read_optional, write_atomic};
 use crate::index::Index;
 use crate::offsets::Offsets;
 use crate::{Inner, QueueMap, RecoveryReport};
+
+/// Settings that shape files already on disk. Recorded when the store is
+/// created; later opens keep them whatever the configuration says.
+#[derive(Debug, Serialize, Deserialize)]
+struct Layout {
+    version: u32,
+    cq_entries_per_file: u64,
+}
+
+fn pin_layout(mut cfg: StoreConfig) -> Result<StoreConfig> {
+    let path = cfg.dir.join("layout.json");
+    match read_optional(&path)? {
+        Some(bytes) => {
+            let layout: Layout = serde_json::from_slice(&bytes)
+                .map_err(|e| corrupt(&path, format!("unreadable store layout: {e}")))?;
+            if layout.version != 1 {
+                return Err(StoreError::Config(format!(
+                    "{} has layout version {}; this build reads version 1",
+                    path.display(),
+                    layout.version
+                )));
+            }
+            if layout.cq_entries_per_file != cfg.cq_entries_per_file {
+                tracing::warn!(
+                    configured = cfg.cq_entries_per_file,
+                    kept = layout.cq_entries_per_file,
+                    "cq_entries_per_file cannot change for an existing store; keeping the recorded value"
+                );
+                cfg.cq_entries_per_file = layout.cq_entries_per_file;
+            }
+        }
+        None => {
+            let layout = Layout {
+                version: 1,
+                cq_entries_per_file: cfg.cq_entries_per_file,
+            };
+            let bytes = serde_json::to_vec(&layout).map_err(|e| corrupt(&path, e.to_string()))?;
+            write_atomic(&path, &bytes)?;
+        }
+    }
+    Ok(cfg)
+}
 
 pub(crate) fn open(cfg: StoreConfig) -> Result<Inner> {
     cfg.validate()?;
@@ -42,6 +87,7 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Inner> {
         ))
     })?;
 
+    let cfg = pin_layout(cfg)?;
     let ck = read_checkpoint(&cfg.dir)?;
     let (log, log_rec) = CommitLog::open(&cfg, ck.map_or(0, |c| c.flushed))?;
     let log_min = log.min_offset();

@@ -312,3 +312,24 @@ fn append_then_completes_every_append_once_durable() {
     );
     store.close().unwrap();
 }
+
+#[test]
+fn queue_file_layout_is_pinned_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), FlushPolicy::Async);
+    let store = Store::open(cfg.clone()).unwrap();
+    for i in 0..200u64 {
+        store
+            .append(&[msg("pin", 0, &format!("p{i}"), b"x")])
+            .unwrap();
+    }
+    store.close().unwrap();
+    // A different consume-queue file size in the configuration must not
+    // reinterpret the files already written.
+    let mut changed = cfg;
+    changed.cq_entries_per_file = 1000;
+    let store = Store::open(changed).unwrap();
+    assert_eq!(store.queue_range("pin", 0), (0, 200));
+    assert_eq!(store.get("pin", 0, 150).unwrap().message.message_id, "p150");
+    store.close().unwrap();
+}
