@@ -121,16 +121,17 @@ fn config(dir: &Path, flush: FlushPolicy, smoke: bool) -> StoreConfig {
 
 /// `writers` threads append 1 KiB records until `bytes` are written, then
 /// one flush. Returns MiB/s of message bodies.
-fn append_run(store: &Arc<Store>, writers: u32, bytes: u64) -> f64 {
-    let per = bytes / RECORD_BODY as u64 / u64::from(writers);
+fn append_run(store: &Arc<Store>, writers: u32, batch: u64, bytes: u64) -> f64 {
+    let per = bytes / RECORD_BODY as u64 / u64::from(writers) / batch * batch;
     let started = Instant::now();
     let threads: Vec<_> = (0..writers)
         .map(|w| {
             let store = Arc::clone(store);
             std::thread::spawn(move || {
                 let q = w % QUEUES;
-                for n in 0..per {
-                    store.append(&[message(q, n)]).expect("append");
+                for first in (0..per).step_by(batch as usize) {
+                    let msgs: Vec<_> = (first..first + batch).map(|n| message(q, n)).collect();
+                    store.append(&msgs).expect("append");
                 }
             })
         })
@@ -427,20 +428,25 @@ fn main() {
     }
 
     // Async appends: one writer (one queue), then eight (eight queues).
-    for writers in [1u32, 8] {
+    for (writers, batch) in [(1u32, 1u64), (8, 1), (1, 32)] {
         if !want("async") {
             break;
         }
-        let dir = root.join(format!("async-{writers}"));
+        let dir = root.join(format!("async-{writers}-{batch}"));
         let store = Arc::new(Store::open(config(&dir, FlushPolicy::Async, smoke)).expect("open"));
-        let mib = append_run(&store, writers, bytes);
+        let mib = append_run(&store, writers, batch, bytes);
+        let per_call = if batch == 1 {
+            String::new()
+        } else {
+            format!(", batches of {batch}")
+        };
         rows.push(Row {
-            case: format!("store: async append, {writers} writer(s)"),
+            case: format!("store: async append, {writers} writer(s){per_call}"),
             mib_s: mib,
             note: format!("{:.0}% of disk write", mib / w * 100.0),
         });
         let store = Arc::into_inner(store).expect("sole owner");
-        if writers == 1 {
+        if writers == 1 && batch == 1 {
             cold_read_and_full_recovery(&dir, store, r, smoke, &mut rows);
         } else {
             store.close().expect("close");
@@ -462,6 +468,9 @@ fn main() {
         (16, false),
         (64, false),
     ] {
+        if !want("sync") {
+            break;
+        }
         let dir = root.join(format!("sync-{writers}-{threads}"));
         let (mib, per_s, flushes) = sync_run(&dir, writers, threads, sync_secs, smoke);
         let how = if threads {
