@@ -461,4 +461,11 @@ mod tests {
         assert_eq!(q.max_offset(), 9);
         assert_eq!(rec.repair_from, Some(900));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_entry_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = decode(&bytes);
+        }
+    }
 }

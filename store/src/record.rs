@@ -386,4 +386,23 @@ mod tests {
             assert!(RecordView::parse(&b.buf[..cut]).is_err(), "cut at {cut}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever bytes are on disk, parsing returns an error, never panics.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = RecordView::parse(&bytes).map(|v| (v.to_stored(), v.keys().count()));
+        }
+
+        /// A valid record with any single byte changed is refused.
+        #[test]
+        fn any_corruption_is_refused(at in 0usize..200, xor in 1u8..=255) {
+            let mut b = Batch::default();
+            b.push(&msg(b"some body bytes"));
+            b.seal(0, 0, 0, 1);
+            let at = at % b.buf.len();
+            b.buf[at] ^= xor;
+            proptest::prop_assert!(RecordView::parse(&b.buf).is_err());
+        }
+    }
 }
