@@ -25,6 +25,8 @@ fn open(dir: &std::path::Path, flush: FlushPolicy) -> Store {
     let mut cfg = StoreConfig::new(dir);
     cfg.flush = flush;
     cfg.segment_size = 64 << 20;
+    cfg.disk_high_water = 1.0;
+    cfg.disk_hard_limit = 1.0;
     Store::open(cfg).expect("open")
 }
 
