@@ -1,0 +1,162 @@
+//! The broker's one error enum. Each variant is a distinct answer the gRPC
+//! edge can map to a RocketMQ status code; the mapping lives there, in one
+//! place.
+
+use std::io;
+use std::path::PathBuf;
+
+use tern_model::{MessageError, NameError};
+use tern_store::StoreError;
+
+use crate::receipt::ReceiptError;
+
+/// Everything the broker core can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// No such topic in the registry (TOPIC_NOT_FOUND).
+    #[error("topic {0} does not exist")]
+    TopicNotFound(String),
+
+    /// A topic of that name is already registered.
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+
+    /// No such consumer group in the registry (CONSUMER_GROUP_NOT_FOUND).
+    #[error("consumer group {0} does not exist")]
+    GroupNotFound(String),
+
+    /// A group of that name is already registered.
+    #[error("consumer group {0} already exists")]
+    GroupExists(String),
+
+    /// A topic's queue count may grow but never shrink: consumers and
+    /// offsets refer to the queues that exist.
+    #[error("topic {topic} has {current} queues; the count cannot shrink to {requested}")]
+    QueueShrink {
+        topic: String,
+        current: u32,
+        requested: u32,
+    },
+
+    /// The topic's permission forbids the operation (FORBIDDEN).
+    #[error("{0}")]
+    Forbidden(String),
+
+    /// A receipt handle that is malformed, forged, or no longer current
+    /// (INVALID_RECEIPT_HANDLE).
+    #[error("invalid receipt handle: {0}")]
+    InvalidReceiptHandle(#[from] ReceiptError),
+
+    /// A topic or group name that breaks the naming rules.
+    #[error("invalid name: {0}")]
+    InvalidName(#[from] NameError),
+
+    /// Any other bad input (BAD_REQUEST or the matching ILLEGAL_* code).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+
+    /// A message body above the configured limit (MESSAGE_BODY_TOO_LARGE).
+    #[error("message body is {len} bytes; the limit is {max}")]
+    BodyTooLarge { len: usize, max: usize },
+
+    /// A message that fails validation for another reason.
+    #[error("invalid message: {0}")]
+    InvalidMessage(MessageError),
+
+    /// The disk is full; reads go on, writes are refused until space is
+    /// freed.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+
+    /// The broker is overloaded; the client should back off and retry
+    /// (TOO_MANY_REQUESTS).
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
+
+    /// Any other storage engine error.
+    #[error("storage error: {0}")]
+    Store(#[source] StoreError),
+
+    /// A broker file (metadata, journal, key) is damaged.
+    #[error("corrupt broker file {path}: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// An internal failure that leaves a component unusable (a poisoned
+    /// lock, a failed journal write).
+    #[error("broker failure: {0}")]
+    Failed(String),
+}
+
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// Store errors that have their own broker answer (a full disk, a body
+/// over the limit, an invalid message) are lifted into those variants;
+/// the rest are wrapped.
+impl From<StoreError> for BrokerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::DiskFull { detail } => Self::DiskFull(detail),
+            StoreError::InvalidMessage(MessageError::BodyTooLarge { len, max }) => {
+                Self::BodyTooLarge { len, max }
+            }
+            StoreError::InvalidMessage(m) => Self::InvalidMessage(m),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<MessageError> for BrokerError {
+    fn from(e: MessageError) -> Self {
+        match e {
+            MessageError::BodyTooLarge { len, max } => Self::BodyTooLarge { len, max },
+            other => Self::InvalidMessage(other),
+        }
+    }
+}
+
+/// Attaches a path to an I/O error, mapping ENOSPC and EDQUOT to
+/// [`BrokerError::DiskFull`].
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> BrokerError {
+    move |source| {
+        let path = path.into();
+        if matches!(
+            source.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        ) {
+            BrokerError::DiskFull(format!("{}: {source}", path.display()))
+        } else {
+            BrokerError::Io { path, source }
+        }
+    }
+}
+
+pub(crate) fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> BrokerError {
+    BrokerError::Corrupt {
+        path: path.into(),
+        detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_are_classified() {
+        let e: BrokerError = StoreError::DiskFull { detail: "x".into() }.into();
+        assert!(matches!(e, BrokerError::DiskFull(_)));
+        let e: BrokerError =
+            StoreError::InvalidMessage(MessageError::BodyTooLarge { len: 5, max: 4 }).into();
+        assert!(matches!(e, BrokerError::BodyTooLarge { len: 5, max: 4 }));
+        let e: BrokerError = StoreError::Closed.into();
+        assert!(matches!(e, BrokerError::Store(StoreError::Closed)));
+    }
+}

@@ -1,0 +1,341 @@
+//! Receiving: redeliveries of expired messages first, then new ones.
+
+use std::sync::TryLockError;
+
+use tern_store::{StoreError, StoredMessage};
+
+use super::state::{Lease, QueueState};
+use super::{DLQ_HOLD_MS, Delivery, Inner, Pop, Sub};
+use crate::error::{BrokerError, Result};
+use crate::filter::TagFilter;
+use crate::fsutil::lock;
+use crate::meta::{GroupConfig, TopicConfig};
+use crate::pop::journal::Record;
+use crate::receipt::Receipt;
+
+/// Most messages one receive looks at in one queue (delivered or skipped
+/// by the filter), to bound the time a queue stays locked. The rest waits
+/// for the next receive.
+const MAX_SCAN: usize = 1024;
+/// Messages read at once when a filter may skip some.
+const FILTER_READ: usize = 64;
+/// Bytes read from the store at once.
+const READ_BYTES: usize = 4 << 20;
+
+/// One receive request, validated.
+#[derive(Debug)]
+struct Ask<'a> {
+    group: &'a GroupConfig,
+    filter: &'a TagFilter,
+    max: usize,
+    invisible_ms: i64,
+    now: i64,
+}
+
+impl Ask<'_> {
+    fn until(&self) -> i64 {
+        self.now.saturating_add(self.invisible_ms)
+    }
+}
+
+/// A message on its way to the dead-letter queue, held invisible with
+/// lease `seq` meanwhile.
+#[derive(Debug)]
+pub(super) struct DeadLetter {
+    pub queue: u32,
+    pub offset: u64,
+    pub seq: u64,
+    pub attempts: u32,
+    pub message: StoredMessage,
+}
+
+impl Pop {
+    /// Receives up to `max` messages of `topic` for `group`: from `queue`,
+    /// or from any queue when `None` (starting at a different queue each
+    /// call, and skipping queues another member of the group is reading).
+    /// Messages whose invisibility expired come first (attempt + 1), then
+    /// new ones. Messages `filter` rejects are skipped and count as done
+    /// for this group. A message past the group's delivery limit is moved
+    /// to `%DLQ%<group>` instead of being delivered. Each delivered
+    /// message stays invisible to the group until `now_ms + invisible_ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn receive(
+        &self,
+        group: &GroupConfig,
+        topic: &TopicConfig,
+        queue: Option<u32>,
+        max: usize,
+        invisible_ms: i64,
+        filter: &TagFilter,
+        now_ms: i64,
+    ) -> Result<Vec<Delivery>> {
+        let inner = &self.inner;
+        inner.journal.check()?;
+        if !topic.permission().readable() {
+            return Err(BrokerError::Forbidden(format!(
+                "topic {} is not readable",
+                topic.name()
+            )));
+        }
+        if max == 0 {
+            return Err(BrokerError::Invalid("batch size must be positive".into()));
+        }
+        if invisible_ms <= 0 {
+            return Err(BrokerError::Invalid(format!(
+                "invisible duration must be positive, not {invisible_ms} ms"
+            )));
+        }
+        let n = topic.queues();
+        let sub = inner.sub(group.name(), topic.name());
+        let order: Vec<u32> = match queue {
+            Some(q) if q < n => vec![q],
+            Some(q) => {
+                return Err(BrokerError::Invalid(format!(
+                    "topic {} has no queue {q} (it has {n})",
+                    topic.name()
+                )));
+            }
+            None => {
+                let start = sub
+                    .cursor
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    % n;
+                (0..n).map(|i| (start + i) % n).collect()
+            }
+        };
+        let ask = Ask {
+            group,
+            filter,
+            max,
+            invisible_ms,
+            now: now_ms,
+        };
+        let mut out = Vec::new();
+        let mut dead = Vec::new();
+        let mut busy = Vec::new();
+        let mut failure = None;
+        for &q in &order {
+            if out.len() >= max {
+                break;
+            }
+            let qs = inner.queue(&sub, q);
+            let mut st = match qs.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) if queue.is_none() => {
+                    busy.push(q);
+                    continue;
+                }
+                Err(TryLockError::WouldBlock) => lock(&qs),
+            };
+            if let Err(e) = inner.receive_queue(&sub, q, &mut st, &ask, &mut out, &mut dead) {
+                failure.get_or_insert(e);
+            }
+        }
+        // Nothing found elsewhere: wait for the queues that were busy.
+        for q in busy {
+            if !out.is_empty() {
+                break;
+            }
+            let qs = inner.queue(&sub, q);
+            let mut st = lock(&qs);
+            if let Err(e) = inner.receive_queue(&sub, q, &mut st, &ask, &mut out, &mut dead) {
+                failure.get_or_insert(e);
+            }
+        }
+        if !dead.is_empty()
+            && let Err(e) = inner.dead_letter(&sub, dead)
+        {
+            tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
+                "could not move messages to the dead-letter queue; will retry");
+        }
+        match failure {
+            Some(e) if out.is_empty() => Err(e),
+            Some(e) => {
+                // The leased messages are better delivered than left to
+                // time out.
+                tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
+                    "receive read only some queues");
+                Ok(out)
+            }
+            None => Ok(out),
+        }
+    }
+}
+
+impl Inner {
+    /// Receives from one locked queue into `out` (until it holds
+    /// `ask.max`), collecting messages past their delivery limit in
+    /// `dead`.
+    fn receive_queue(
+        &self,
+        sub: &Sub,
+        queue: u32,
+        st: &mut QueueState,
+        ask: &Ask<'_>,
+        out: &mut Vec<Delivery>,
+        dead: &mut Vec<DeadLetter>,
+    ) -> Result<()> {
+        let topic = sub.topic.as_str();
+        let fifo = ask.group.fifo();
+        // Redeliveries.
+        let limit = ask.max.saturating_mul(4).saturating_add(64);
+        for off in st.expired(ask.now, fifo, limit) {
+            if out.len() >= ask.max {
+                break;
+            }
+            let Some(old) = st.get(off) else { continue };
+            let m = match self.store.get(topic, queue, off) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.unreadable(sub, queue, st, off, e)?;
+                    continue;
+                }
+            };
+            if !ask.filter.matches(m.message.tag.as_deref()) {
+                self.done(st, off);
+                continue;
+            }
+            let seq = self.next_seq();
+            if old.attempt >= ask.group.max_deliveries() {
+                let hold = Lease {
+                    attempt: old.attempt,
+                    until: ask.now.saturating_add(DLQ_HOLD_MS),
+                    seq,
+                };
+                self.lease(st, off, hold);
+                dead.push(DeadLetter {
+                    queue,
+                    offset: off,
+                    seq,
+                    attempts: old.attempt,
+                    message: m,
+                });
+                continue;
+            }
+            let lease = Lease {
+                attempt: old.attempt + 1,
+                until: ask.until(),
+                seq,
+            };
+            self.lease(st, off, lease);
+            out.push(self.delivery(sub, m, lease));
+        }
+
+        // New messages; a FIFO group waits until nothing is in flight.
+        let mut scanned = 0;
+        let mut skipped = false;
+        while out.len() < ask.max && scanned < MAX_SCAN && !(fifo && st.inflight_len() > 0) {
+            let from = st.next();
+            let room = ask.max - out.len();
+            let count = match ask.filter {
+                TagFilter::All => room,
+                TagFilter::Tags(_) => room.max(FILTER_READ),
+            }
+            .min(MAX_SCAN - scanned);
+            let read = self
+                .store
+                .read_queue(topic, queue, from, count, READ_BYTES)?;
+            let Some(first) = read.messages.first() else {
+                // Retention may have moved the queue's start past `from`.
+                if read.next_offset > from {
+                    st.advance(read.next_offset);
+                    skipped = true;
+                }
+                break;
+            };
+            skipped |= first.queue_offset > from;
+            for m in read.messages {
+                if out.len() >= ask.max {
+                    break;
+                }
+                scanned += 1;
+                let off = m.queue_offset;
+                if ask.filter.matches(m.message.tag.as_deref()) {
+                    let lease = Lease {
+                        attempt: 1,
+                        until: ask.until(),
+                        seq: self.next_seq(),
+                    };
+                    self.lease(st, off, lease);
+                    out.push(self.delivery(sub, m, lease));
+                } else {
+                    st.advance(off + 1);
+                    skipped = true;
+                }
+            }
+        }
+        if skipped {
+            self.journal.append(&Record::Advance {
+                id: st.id,
+                next: st.next(),
+            });
+        }
+        self.commit(sub, queue, st);
+        Ok(())
+    }
+
+    /// Handles an in-flight message the store can no longer return: gone
+    /// (retention, or a log tail lost in a crash) or damaged. Either way
+    /// it can never be delivered, so it is done. Other errors pass.
+    pub(super) fn unreadable(
+        &self,
+        sub: &Sub,
+        queue: u32,
+        st: &mut QueueState,
+        offset: u64,
+        e: StoreError,
+    ) -> Result<()> {
+        match e {
+            StoreError::Deleted { .. } | StoreError::BeyondEnd { .. } => {
+                tracing::debug!(group = %sub.group, topic = %sub.topic, queue, offset,
+                    "in-flight message no longer stored; dropping it");
+            }
+            StoreError::Corrupt { .. } => {
+                tracing::error!(group = %sub.group, topic = %sub.topic, queue, offset, error = %e,
+                    "in-flight message is unreadable; skipping it");
+            }
+            e => return Err(e.into()),
+        }
+        self.done(st, offset);
+        self.commit(sub, queue, st);
+        Ok(())
+    }
+
+    /// Records a lease on `offset` in memory and in the journal.
+    pub(super) fn lease(&self, st: &mut QueueState, offset: u64, l: Lease) {
+        st.lease(offset, l);
+        self.journal.append(&Record::Lease {
+            id: st.id,
+            offset,
+            attempt: l.attempt,
+            until: l.until,
+            seq: l.seq,
+        });
+    }
+
+    /// Marks `offset` done in memory and in the journal.
+    pub(super) fn done(&self, st: &mut QueueState, offset: u64) {
+        if st.remove(offset).is_some() {
+            self.journal.append(&Record::Done { id: st.id, offset });
+        }
+    }
+
+    fn delivery(&self, sub: &Sub, message: StoredMessage, l: Lease) -> Delivery {
+        let receipt = self.codec.encode(&Receipt {
+            group: sub.group.clone(),
+            topic: sub.topic.clone(),
+            queue_id: message.message.queue_id,
+            offset: message.queue_offset,
+            attempt: l.attempt,
+            invisible_until_ms: l.until,
+            seq: l.seq,
+        });
+        Delivery {
+            message,
+            receipt,
+            attempt: l.attempt,
+            invisible_until_ms: l.until,
+        }
+    }
+}

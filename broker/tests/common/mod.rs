@@ -1,0 +1,136 @@
+//! Helpers shared by the broker's integration tests.
+#![allow(dead_code, clippy::unwrap_used)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_broker::{
+    Delivery, GroupConfig, MessageType, Permission, Pop, PopConfig, Registry, TagFilter,
+    TopicConfig,
+};
+use tern_model::{GroupName, Message, TopicName};
+use tern_store::{FlushPolicy, Store, StoreConfig};
+
+/// A time far from zero; tests move it by hand.
+pub const T0: i64 = 1_700_000_000_000;
+/// Invisibility used unless a test says otherwise.
+pub const INV: i64 = 30_000;
+
+/// Small store files; the disk limits are off (the machine's disk may be
+/// nearly full for reasons of its own).
+pub fn store_config(dir: &Path) -> StoreConfig {
+    let mut c = StoreConfig::new(dir);
+    c.flush = FlushPolicy::Async;
+    c.segment_size = 256 * 1024;
+    c.cq_entries_per_file = 64;
+    c.index_slots = 97;
+    c.index_entries_per_file = 256;
+    c.checkpoint_interval = Duration::from_millis(50);
+    c.flush_interval = Duration::from_millis(20);
+    c.clean_interval = Duration::from_secs(3600);
+    c.disk_high_water = 1.0;
+    c.disk_hard_limit = 1.0;
+    c
+}
+
+/// A store, a registry and the pop state on one directory.
+pub struct Broker {
+    pub root: PathBuf,
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    pub pop: Pop,
+}
+
+impl Broker {
+    pub fn open(root: &Path) -> Self {
+        Self::open_with(root, PopConfig::new(root.join("pop")))
+    }
+
+    pub fn open_with(root: &Path, cfg: PopConfig) -> Self {
+        let store = Arc::new(Store::open(store_config(&root.join("store"))).unwrap());
+        let registry = Arc::new(Registry::open(&root.join("meta")).unwrap());
+        let pop = Pop::open(cfg, Arc::clone(&store), Arc::clone(&registry)).unwrap();
+        Self {
+            root: root.to_owned(),
+            store,
+            registry,
+            pop,
+        }
+    }
+
+    /// Closes everything cleanly.
+    pub fn close(self) {
+        self.pop.close().unwrap();
+        Arc::into_inner(self.store).unwrap().close().unwrap();
+    }
+
+    /// Registers a topic.
+    pub fn topic(&self, name: &str, queues: u32) -> TopicConfig {
+        let t = TopicConfig::new(
+            TopicName::new(name).unwrap(),
+            queues,
+            MessageType::Normal,
+            Permission::ReadWrite,
+        )
+        .unwrap();
+        self.registry.ensure_topic(t).unwrap()
+    }
+
+    /// Appends `n` messages to one queue (tags from `tag(i)`) and waits
+    /// until they are readable.
+    pub fn send(&self, topic: &str, queue: u32, n: usize, tag: impl Fn(usize) -> Option<String>) {
+        let msgs: Vec<Message> = (0..n)
+            .map(|i| msg(topic, queue, &format!("{topic}-{queue}-{i}"), tag(i)))
+            .collect();
+        self.store.append(&msgs).unwrap();
+        self.settle();
+    }
+
+    pub fn settle(&self) {
+        assert!(
+            self.store
+                .wait_dispatched(self.store.max_offset(), Duration::from_secs(5))
+        );
+    }
+
+    /// Receives with no filter from any queue.
+    pub fn recv(&self, g: &GroupConfig, t: &TopicConfig, max: usize, now: i64) -> Vec<Delivery> {
+        self.pop
+            .receive(g, t, None, max, INV, &TagFilter::All, now)
+            .unwrap()
+    }
+}
+
+pub fn msg(topic: &str, queue_id: u32, id: &str, tag: Option<String>) -> Message {
+    Message {
+        topic: TopicName::new(topic).unwrap(),
+        queue_id,
+        message_id: id.to_owned(),
+        tag,
+        keys: vec![format!("key-{id}")],
+        properties: [("p".to_owned(), id.to_owned())].into_iter().collect(),
+        body: format!("body of {id}").into_bytes(),
+        born_timestamp_ms: T0,
+        flags: 0,
+    }
+}
+
+pub fn group(name: &str) -> GroupConfig {
+    GroupConfig::with_defaults(GroupName::new(name).unwrap()).unwrap()
+}
+
+/// `(queue, offset)` of each delivery.
+pub fn where_(ds: &[Delivery]) -> Vec<(u32, u64)> {
+    ds.iter()
+        .map(|d| (d.message.message.queue_id, d.message.queue_offset))
+        .collect()
+}
+
+pub fn offsets(ds: &[Delivery]) -> Vec<u64> {
+    ds.iter().map(|d| d.message.queue_offset).collect()
+}
+
+pub fn no_tag(_: usize) -> Option<String> {
+    None
+}
