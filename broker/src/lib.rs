@@ -1,7 +1,6 @@
 //! The Tern broker: the server that RocketMQ 5 gRPC SDKs talk to.
 //!
-//! What exists today is the broker's domain core, plain blocking Rust with
-//! no network code:
+//! The domain core is plain blocking Rust with no network code:
 //!
 //! - [`meta`]: the registry of topics (queue count, message type,
 //!   permission) and consumer groups (FIFO flag, retry limit), validated
@@ -15,33 +14,40 @@
 //!   change of invisibility, dead-lettering to `%DLQ%<group>`, committed
 //!   offsets in the store, and a journal that keeps all of it across a
 //!   restart;
-//! - [`error`]: [`BrokerError`], the crate's one error enum, whose
-//!   variants the gRPC edge maps to RocketMQ status codes.
+//! - [`error`]: [`BrokerError`], the crate's one error enum.
 //!
-//! Still to come, on top of this core:
+//! On top of it, the network edge:
 //!
-//! - the `apache.rocketmq.v2.MessagingService` gRPC service (routes and
-//!   assignments, send, receive with long polling, ack, change invisible
-//!   duration, dead-letter forwarding, heartbeat, the telemetry stream),
-//!   turning protobuf requests into validated values at the edge and
-//!   mapping [`BrokerError`] to status codes in one place;
-//! - the send path (validation of message types against topics, delay and
-//!   transaction messages), FIFO ordering by message group rather than by
-//!   queue, and renewal of invisibility for push consumers;
-//! - an admin service for topics and groups, used by `tern-client` and the
-//!   operator, and metrics of traffic, lag and storage.
+//! - [`grpc`]: the `apache.rocketmq.v2.MessagingService` ([`grpc::Messaging`]:
+//!   the telemetry settings handshake, routes and assignments, send,
+//!   receive with long polling, ack, change of invisibility, dead-letter
+//!   forwarding, heartbeat) and Tern's `TernAdmin` service
+//!   ([`grpc::Admin`]: topics, groups with lag, cluster status). Protobuf
+//!   requests become validated values at the edge, and [`BrokerError`] is
+//!   mapped to RocketMQ status codes in one place;
+//! - [`Broker`]: opens the store, registry and consumption state of one
+//!   data directory and serves both services with tonic, with a graceful
+//!   shutdown.
+//!
+//! Still to come: FIFO ordering by message group, delay and transaction
+//! messages, SQL filters, offset-based pull (PullMessage, UpdateOffset,
+//! GetOffset, QueryOffset answer NOT_IMPLEMENTED), renewal of invisibility
+//! for push consumers, TLS and authentication, and metrics.
 #![forbid(unsafe_code)]
 
 mod codec;
 pub mod error;
 pub mod filter;
 mod fsutil;
+pub mod grpc;
 pub mod meta;
 pub mod pop;
 pub mod receipt;
+mod server;
 
 pub use error::{BrokerError, Result};
 pub use filter::TagFilter;
 pub use meta::{GroupConfig, MessageType, Permission, Registry, TopicConfig};
 pub use pop::{Delivery, Pop, PopConfig, QueueStats};
 pub use receipt::{Receipt, ReceiptCodec, ReceiptError};
+pub use server::{Broker, BrokerConfig};

@@ -21,8 +21,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
     about = "Tern: a message broker for Apache RocketMQ 5 gRPC clients",
     long_about = "Tern is a message broker that speaks the gRPC protocol of the Apache \
                   RocketMQ 5 SDKs, with a Kubernetes operator to run it.\n\n\
-                  Today `tern standalone` opens (and recovers) the storage engine in a data \
-                  directory; the gRPC broker that serves clients is not part of this build yet.\n\n\
+                  `tern standalone` runs a single-node broker: it opens (and recovers) a data \
+                  directory and serves the RocketMQ 5 gRPC messaging service and Tern's admin \
+                  service on one address.\n\n\
                   Logs go to standard error. Their level is set with RUST_LOG (default: info), \
                   for example RUST_LOG=debug or RUST_LOG=tern_store=debug,info."
 )]
@@ -45,14 +46,16 @@ pub struct Cli {
 /// The subcommands of `tern`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a single-node Tern in the foreground
-    #[command(long_about = "Run a single-node Tern in the foreground.\n\n\
-                      Opens the storage engine in the data directory, creating it if needed and \
-                      running crash recovery over whatever a previous run left there, then logs \
-                      what it found (a line with the message `store open`). It then waits for \
-                      SIGTERM or Ctrl-C, flushes the store and closes it, and exits with status 0.\n\n\
-                      Not yet served: the RocketMQ gRPC broker. --listen is accepted and checked \
-                      but nothing is bound to it until the broker lands.")]
+    /// Run a single-node Tern broker in the foreground
+    #[command(long_about = "Run a single-node Tern broker in the foreground.\n\n\
+                      Opens the data directory (store, topic and group registry, consumption \
+                      state), creating it if needed and running crash recovery over whatever a \
+                      previous run left there, then logs what it found (a line with the message \
+                      `store open`). It binds --listen (a line `listening` gives the address) and \
+                      serves the RocketMQ 5 gRPC messaging service and Tern's admin service there, \
+                      in plaintext HTTP/2, until SIGTERM or Ctrl-C. It then stops accepting \
+                      connections, lets calls in flight finish, flushes and closes everything \
+                      (`store closed`) and exits with status 0.")]
     Standalone(StandaloneArgs),
 
     /// Print the version of this build
@@ -73,8 +76,8 @@ pub struct StandaloneArgs {
     )]
     pub data_dir: PathBuf,
 
-    /// Address the gRPC broker will listen on (not bound yet: the broker is
-    /// not part of this build)
+    /// Address the gRPC services listen on (port 0 picks a free port; the
+    /// `listening` log line gives the address bound)
     #[arg(
         long,
         value_name = "HOST:PORT",

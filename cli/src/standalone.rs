@@ -1,26 +1,30 @@
-//! `tern standalone`: a single-node Tern in the foreground.
+//! `tern standalone`: a single-node Tern broker in the foreground.
 //!
-//! Until the broker crate serves gRPC, this opens the storage engine (which
-//! runs crash recovery), reports what it found, waits for SIGTERM or Ctrl-C
-//! and closes the store cleanly.
+//! Opens the broker's data directory (the storage engine runs crash
+//! recovery), binds `--listen`, serves the RocketMQ 5 gRPC messaging
+//! service and Tern's admin service until SIGTERM or Ctrl-C, then shuts
+//! down gracefully: no new connections, calls in flight finish, and the
+//! consumption state and the store are flushed and closed.
 //!
-//! Integration tests and operators rely on two log messages: `store open`
-//! once the store has opened, and `store closed` once it has been flushed and
-//! closed.
+//! Integration tests and operators rely on three log messages: `store open`
+//! once the data directory has been opened, `listening` (with the bound
+//! address) once clients can connect, and `store closed` once everything
+//! has been flushed and closed.
 
 use std::time::Instant;
 
 use anyhow::Context as _;
-use tern_store::{Store, StoreConfig};
+use tern_broker::{Broker, BrokerConfig};
+use tern_store::StoreConfig;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::args::StandaloneArgs;
 
-/// Runs `tern standalone` to completion: returns once the store has been
+/// Runs `tern standalone` to completion: returns once the broker has been
 /// closed after a shutdown signal.
 pub(crate) fn run(args: &StandaloneArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
@@ -33,21 +37,21 @@ async fn serve(args: &StandaloneArgs) -> anyhow::Result<()> {
     let mut shutdown = Shutdown::listen()?;
 
     let data_dir = args.data_dir.clone();
-    let mut config = StoreConfig::new(data_dir.clone());
-    config.flush = args.flush.into();
+    let mut store = StoreConfig::new(data_dir.clone());
+    store.flush = args.flush.into();
     info!(
         data_dir = %data_dir.display(),
         flush = ?args.flush,
         "opening store"
     );
     let started = Instant::now();
-    let store = tokio::task::spawn_blocking(move || Store::open(config))
+    let broker = tokio::task::spawn_blocking(move || Broker::open(BrokerConfig::new(store)))
         .await
         .context("the store-opening task failed")?
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+        .with_context(|| format!("opening the broker in {}", args.data_dir.display()))?;
     let open_time = started.elapsed();
 
-    let stats = store.stats();
+    let stats = broker.store().stats();
     info!(
         data_dir = %args.data_dir.display(),
         segments = stats.segments,
@@ -55,28 +59,44 @@ async fn serve(args: &StandaloneArgs) -> anyhow::Result<()> {
         max_offset = stats.max_offset,
         flushed_offset = stats.flushed_offset,
         queues = stats.queues,
+        topics = broker.registry().topics().len(),
+        groups = broker.registry().groups().len(),
         recovery = ?stats.recovery,
         ?open_time,
         "store open"
     );
-    warn!(
-        listen = %args.listen,
-        "the RocketMQ gRPC broker is not served yet: --listen is accepted but nothing is bound to it"
-    );
+
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            // Close what was opened before giving up.
+            let closed = tokio::task::spawn_blocking(move || broker.close()).await;
+            if let Ok(Ok(())) = closed {
+                info!("store closed");
+            }
+            return Err(e).with_context(|| format!("binding {}", args.listen));
+        }
+    };
+    let address = listener.local_addr().context("reading the bound address")?;
+    info!(%address, "listening");
     info!("waiting for SIGTERM or Ctrl-C");
 
-    let signal = shutdown.recv().await;
-    info!(
-        signal,
-        "shutdown signal received; flushing and closing the store"
-    );
-
-    let started = Instant::now();
-    tokio::task::spawn_blocking(move || store.close())
+    let stopped_at = std::sync::Arc::new(std::sync::OnceLock::new());
+    let stopping = std::sync::Arc::clone(&stopped_at);
+    let signal_received = async move {
+        let signal = shutdown.recv().await;
+        let _ = stopping.set(Instant::now());
+        info!(
+            signal,
+            "shutdown signal received; finishing calls, flushing and closing the store"
+        );
+    };
+    broker
+        .serve(listener, signal_received)
         .await
-        .context("the store-closing task failed")?
-        .context("closing the store")?;
-    info!(close_time = ?started.elapsed(), "store closed");
+        .context("serving the broker")?;
+    let close_time = stopped_at.get().map(Instant::elapsed);
+    info!(?close_time, "store closed");
     Ok(())
 }
 

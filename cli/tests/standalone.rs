@@ -1,14 +1,18 @@
-//! `tern standalone` as a real process: clean shutdown on SIGTERM, and
-//! reopening a data directory after SIGKILL.
+//! `tern standalone` as a real process: clean shutdown on SIGTERM,
+//! reopening a data directory after SIGKILL, and accepting connections on
+//! its --listen address.
 
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt as _;
+use std::time::{Duration, Instant};
 
 use tern_harness::{STORE_CLOSED, STORE_OPEN, TernProcess};
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
+/// Starts `tern standalone` on an ephemeral port (tests run in parallel).
 fn start(data_dir: &std::path::Path) -> TernProcess {
-    TernProcess::standalone_with(TERN, data_dir, &[])
+    TernProcess::standalone_with(TERN, data_dir, &["--listen", "127.0.0.1:0"])
         .unwrap_or_else(|err| panic!("starting tern standalone: {err}"))
 }
 
@@ -19,7 +23,6 @@ fn sigterm_closes_the_store_and_exits_zero() {
     let mut tern = start(&data_dir);
     let log = tern.log().unwrap();
     assert!(log.contains(STORE_OPEN), "{log}");
-    assert!(log.contains("not served yet"), "{log}");
     assert!(data_dir.is_dir(), "the data directory was not created");
 
     let status = tern.terminate().unwrap();
@@ -59,4 +62,41 @@ fn rejects_a_malformed_listen_address() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("HOST:PORT"), "{stderr}");
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding an ephemeral port")
+        .port()
+}
+
+#[test]
+fn accepts_connections_on_the_listen_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut tern = TernProcess::standalone_with(TERN, &data_dir, &["--listen", &listen])
+        .unwrap_or_else(|err| panic!("starting tern standalone: {err}"));
+    tern.wait_for_log("listening", Duration::from_secs(30))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(&listen) {
+            Ok(_) => break,
+            Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("connecting to {listen}: {e}\n{}", tern.log().unwrap()),
+        }
+    }
+    let log = tern.log().unwrap();
+    assert!(log.contains(&listen), "{log}");
+
+    let status = tern.terminate().unwrap();
+    let log = tern.log().unwrap();
+    assert_eq!(status.code(), Some(0), "exit status {status}; log:\n{log}");
+    assert!(log.contains(STORE_CLOSED), "{log}");
 }

@@ -112,7 +112,10 @@ impl TernProcess {
     /// until it has logged [`STORE_OPEN`] (at most [`STARTUP_TIMEOUT`]).
     ///
     /// The child logs text at level `info` whatever `RUST_LOG` and
-    /// `TERN_LOG_FORMAT` say in the test's environment.
+    /// `TERN_LOG_FORMAT` say in the test's environment. The broker binds
+    /// its `--listen` address (default `127.0.0.1:8081`): pass
+    /// `--listen 127.0.0.1:0` (or a free port) in `extra_args` when several
+    /// may run at once.
     pub fn standalone_with(
         bin: impl AsRef<Path>,
         data_dir: impl AsRef<Path>,

@@ -1,0 +1,311 @@
+//! `TernAdmin`: topics, consumer groups and cluster status.
+//!
+//! Unlike the RocketMQ service, this one reports failures as gRPC
+//! statuses: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT and so on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tern_model::{GroupName, TopicName};
+use tern_protocol::admin::tern_admin_server::TernAdmin;
+use tern_protocol::admin::{self as pb, *};
+use tern_store::Store;
+use tonic::{Request, Response, Status};
+
+use super::blocking;
+use crate::error::BrokerError;
+use crate::meta::{GroupConfig, MessageType, Permission, Registry, TopicConfig};
+use crate::pop::Pop;
+
+/// Queues of a topic created without a queue count.
+pub const DEFAULT_QUEUES: u32 = 8;
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// The admin service over the broker core. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    pop: Arc<Pop>,
+    /// The broker's name and addresses, for ClusterStatus.
+    name: String,
+    endpoints: Vec<String>,
+    /// The data directory, whose file system ClusterStatus reports on.
+    data_dir: PathBuf,
+}
+
+impl Admin {
+    pub fn new(
+        store: Arc<Store>,
+        registry: Arc<Registry>,
+        pop: Arc<Pop>,
+        name: String,
+        endpoints: Vec<String>,
+        data_dir: PathBuf,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            pop,
+            name,
+            endpoints,
+            data_dir,
+        }
+    }
+}
+
+/// Share of the file system holding `dir` that is in use, 0.0 to 1.0 (as
+/// `df` counts it); 0.0 if it cannot be read.
+fn disk_usage(dir: &Path) -> f64 {
+    let Ok(st) = rustix::fs::statvfs(dir) else {
+        return 0.0;
+    };
+    let used = st.f_blocks.saturating_sub(st.f_bfree);
+    let usable = used + st.f_bavail;
+    used as f64 / usable.max(1) as f64
+}
+
+fn grpc(e: BrokerError) -> Status {
+    let msg = e.to_string();
+    match e {
+        BrokerError::TopicNotFound(_) | BrokerError::GroupNotFound(_) => Status::not_found(msg),
+        BrokerError::TopicExists(_) | BrokerError::GroupExists(_) => Status::already_exists(msg),
+        BrokerError::Invalid(_) | BrokerError::InvalidName(_) | BrokerError::QueueShrink { .. } => {
+            Status::invalid_argument(msg)
+        }
+        BrokerError::Forbidden(_) => Status::permission_denied(msg),
+        BrokerError::DiskFull(_) | BrokerError::TooManyRequests(_) => {
+            Status::resource_exhausted(msg)
+        }
+        _ => Status::internal(msg),
+    }
+}
+
+fn topic_out(t: &TopicConfig) -> Topic {
+    Topic {
+        name: t.name().to_string(),
+        queue_count: i32::try_from(t.queues()).unwrap_or(i32::MAX),
+        message_type: match t.message_type() {
+            MessageType::Normal => pb::MessageType::Normal,
+            MessageType::Fifo => pb::MessageType::Fifo,
+            MessageType::Delay => pb::MessageType::Delay,
+            MessageType::Transaction => pb::MessageType::Transaction,
+            MessageType::Mixed => pb::MessageType::Mixed,
+        } as i32,
+        permission: match t.permission() {
+            Permission::ReadWrite => pb::Permission::ReadWrite,
+            Permission::Read => pb::Permission::Read,
+            Permission::Write => pb::Permission::Write,
+        } as i32,
+    }
+}
+
+/// A topic config from `t`, with unset fields taken from `base`.
+fn topic_in(t: Option<Topic>, base: Option<&TopicConfig>) -> Result<TopicConfig, Status> {
+    let t = t.ok_or_else(|| Status::invalid_argument("topic is required"))?;
+    let name = TopicName::new(t.name).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let queues = match u32::try_from(t.queue_count) {
+        Ok(0) => base.map_or(DEFAULT_QUEUES, TopicConfig::queues),
+        Ok(n) => n,
+        Err(_) => return Err(Status::invalid_argument("queue count must not be negative")),
+    };
+    let kind = match pb::MessageType::try_from(t.message_type) {
+        Ok(pb::MessageType::Unspecified) => base.map_or(MessageType::Normal, |b| b.message_type()),
+        Ok(pb::MessageType::Normal) => MessageType::Normal,
+        Ok(pb::MessageType::Fifo) => MessageType::Fifo,
+        Ok(pb::MessageType::Delay) => MessageType::Delay,
+        Ok(pb::MessageType::Transaction) => MessageType::Transaction,
+        Ok(pb::MessageType::Mixed) => MessageType::Mixed,
+        Err(_) => return Err(Status::invalid_argument("unknown message type")),
+    };
+    let perm = match pb::Permission::try_from(t.permission) {
+        Ok(pb::Permission::Unspecified) => base.map_or(Permission::ReadWrite, |b| b.permission()),
+        Ok(pb::Permission::ReadWrite) => Permission::ReadWrite,
+        Ok(pb::Permission::Read) => Permission::Read,
+        Ok(pb::Permission::Write) => Permission::Write,
+        Err(_) => return Err(Status::invalid_argument("unknown permission")),
+    };
+    TopicConfig::new(name, queues, kind, perm).map_err(grpc)
+}
+
+fn group_out(g: &GroupConfig) -> Group {
+    Group {
+        name: g.name().to_string(),
+        fifo: g.fifo(),
+        max_retries: i32::try_from(g.max_retries()).unwrap_or(i32::MAX),
+    }
+}
+
+/// A group config from `g`; a zero retry count means `retries_if_zero`.
+fn group_in(g: Option<Group>, retries_if_zero: u32) -> Result<GroupConfig, Status> {
+    let g = g.ok_or_else(|| Status::invalid_argument("group is required"))?;
+    let name = GroupName::new(g.name).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let retries = match u32::try_from(g.max_retries) {
+        Ok(0) => retries_if_zero,
+        Ok(n) => n,
+        Err(_) => return Err(Status::invalid_argument("max retries must not be negative")),
+    };
+    GroupConfig::new(name, g.fifo, retries).map_err(grpc)
+}
+
+impl Admin {
+    fn lag(&self, group: &str) -> Vec<TopicLag> {
+        self.store
+            .group_offsets(group)
+            .into_iter()
+            .map(|(topic, offsets)| {
+                let stats = self.pop.stats(group, &topic);
+                let queues = offsets
+                    .into_iter()
+                    .map(|(q, committed)| {
+                        let (_, max) = self.store.queue_range(&topic, q);
+                        let inflight = stats
+                            .iter()
+                            .find(|s| s.queue_id == q)
+                            .map_or(0, |s| s.in_flight as u64);
+                        QueueLag {
+                            queue_id: i32::try_from(q).unwrap_or(i32::MAX),
+                            broker_offset: max,
+                            consumer_offset: Some(committed),
+                            lag: max.saturating_sub(committed),
+                            inflight,
+                        }
+                    })
+                    .collect();
+                TopicLag { topic, queues }
+            })
+            .collect()
+    }
+}
+
+#[tonic::async_trait]
+impl TernAdmin for Admin {
+    async fn create_topic(&self, req: Request<CreateTopicRequest>) -> Reply<CreateTopicResponse> {
+        let cfg = topic_in(req.into_inner().topic, None)?;
+        let registry = self.registry.clone();
+        let out = topic_out(&cfg);
+        blocking(move || registry.create_topic(cfg))
+            .await
+            .map_err(grpc)?;
+        Ok(Response::new(CreateTopicResponse { topic: Some(out) }))
+    }
+
+    async fn update_topic(&self, req: Request<UpdateTopicRequest>) -> Reply<UpdateTopicResponse> {
+        let t = req.into_inner().topic;
+        let name = t.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+        let base = self.registry.topic(&name).map_err(grpc)?;
+        let cfg = topic_in(t, Some(&base))?;
+        let registry = self.registry.clone();
+        let out = topic_out(&cfg);
+        blocking(move || registry.update_topic(cfg))
+            .await
+            .map_err(grpc)?;
+        Ok(Response::new(UpdateTopicResponse { topic: Some(out) }))
+    }
+
+    async fn describe_topic(
+        &self,
+        req: Request<DescribeTopicRequest>,
+    ) -> Reply<DescribeTopicResponse> {
+        let t = self.registry.topic(&req.get_ref().name).map_err(grpc)?;
+        let queues = (0..t.queues())
+            .map(|q| {
+                let (min, max) = self.store.queue_range(t.name().as_str(), q);
+                TopicQueue {
+                    queue_id: i32::try_from(q).unwrap_or(i32::MAX),
+                    min_offset: min,
+                    max_offset: max,
+                }
+            })
+            .collect();
+        Ok(Response::new(DescribeTopicResponse {
+            topic: Some(topic_out(&t)),
+            queues,
+        }))
+    }
+
+    async fn list_topics(&self, _: Request<ListTopicsRequest>) -> Reply<ListTopicsResponse> {
+        let topics = self.registry.topics().iter().map(topic_out).collect();
+        Ok(Response::new(ListTopicsResponse { topics }))
+    }
+
+    async fn delete_topic(&self, req: Request<DeleteTopicRequest>) -> Reply<DeleteTopicResponse> {
+        let registry = self.registry.clone();
+        let name = req.into_inner().name;
+        blocking(move || registry.delete_topic(&name))
+            .await
+            .map_err(grpc)?;
+        Ok(Response::new(DeleteTopicResponse {}))
+    }
+
+    async fn create_group(&self, req: Request<CreateGroupRequest>) -> Reply<CreateGroupResponse> {
+        let cfg = group_in(req.into_inner().group, GroupConfig::DEFAULT_MAX_RETRIES)?;
+        let registry = self.registry.clone();
+        let out = group_out(&cfg);
+        blocking(move || registry.create_group(cfg))
+            .await
+            .map_err(grpc)?;
+        Ok(Response::new(CreateGroupResponse { group: Some(out) }))
+    }
+
+    async fn update_group(&self, req: Request<UpdateGroupRequest>) -> Reply<UpdateGroupResponse> {
+        let g = req.into_inner().group;
+        let name = g.as_ref().map(|g| g.name.clone()).unwrap_or_default();
+        let base = self.registry.group(&name).map_err(grpc)?;
+        let cfg = group_in(g, base.max_retries())?;
+        let registry = self.registry.clone();
+        let out = group_out(&cfg);
+        blocking(move || registry.update_group(cfg))
+            .await
+            .map_err(grpc)?;
+        Ok(Response::new(UpdateGroupResponse { group: Some(out) }))
+    }
+
+    async fn describe_group(
+        &self,
+        req: Request<DescribeGroupRequest>,
+    ) -> Reply<DescribeGroupResponse> {
+        let g = self.registry.group(&req.get_ref().name).map_err(grpc)?;
+        Ok(Response::new(DescribeGroupResponse {
+            group: Some(group_out(&g)),
+            topics: self.lag(g.name().as_str()),
+        }))
+    }
+
+    async fn list_groups(&self, _: Request<ListGroupsRequest>) -> Reply<ListGroupsResponse> {
+        let groups = self.registry.groups().iter().map(group_out).collect();
+        Ok(Response::new(ListGroupsResponse { groups }))
+    }
+
+    async fn delete_group(&self, req: Request<DeleteGroupRequest>) -> Reply<DeleteGroupResponse> {
+        let registry = self.registry.clone();
+        let name = req.into_inner().name;
+        blocking(move || registry.delete_group(&name))
+            .await
+            .map_err(grpc)?;
+        Ok(Response::new(DeleteGroupResponse {}))
+    }
+
+    async fn cluster_status(
+        &self,
+        _: Request<ClusterStatusRequest>,
+    ) -> Reply<ClusterStatusResponse> {
+        let s = self.store.stats();
+        let broker = BrokerStatus {
+            name: self.name.clone(),
+            endpoints: self.endpoints.clone(),
+            topic_count: i32::try_from(self.registry.topics().len()).unwrap_or(i32::MAX),
+            store: Some(pb::StoreStats {
+                min_offset: s.min_offset,
+                max_offset: s.max_offset,
+                flushed_offset: s.flushed_offset,
+                disk_usage: disk_usage(&self.data_dir),
+                disk_full: s.disk_full,
+            }),
+        };
+        Ok(Response::new(ClusterStatusResponse {
+            brokers: vec![broker],
+        }))
+    }
+}

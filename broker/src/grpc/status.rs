@@ -1,0 +1,201 @@
+//! The one place that turns broker errors and refused requests into
+//! RocketMQ [`Status`] values.
+//!
+//! Codes the crates.io `rocketmq` 5.0.0 client does not know (it panics on
+//! them) are replaced by older, more general codes when the client says
+//! its language is RUST (see [`Client::legacy`]).
+
+use tern_model::MessageError;
+use tern_protocol::v2::{Code, Status};
+use tonic::Request;
+
+use crate::error::BrokerError;
+
+/// Metadata header naming the client; required on every call.
+pub const CLIENT_ID_HEADER: &str = "x-mq-client-id";
+/// Metadata header naming the client's SDK language.
+pub const LANGUAGE_HEADER: &str = "x-mq-language";
+
+/// Who is calling, from the request metadata.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    pub id: String,
+    /// A client whose code enum predates 40019, 40020, 40404, 41302, 42901
+    /// and 42902 (the Rust SDK): it gets older codes instead.
+    pub legacy: bool,
+}
+
+impl Client {
+    /// Reads the caller from `req`'s metadata; `CLIENT_ID_REQUIRED` if the
+    /// client id is missing or empty.
+    pub fn of<T>(req: &Request<T>) -> Result<Self, Status> {
+        let md = req.metadata();
+        let legacy = md
+            .get(LANGUAGE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|l| l.eq_ignore_ascii_case("RUST"));
+        let id = md
+            .get(CLIENT_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .unwrap_or_default();
+        if id.is_empty() {
+            return Err(status(
+                Code::ClientIdRequired,
+                format!("the {CLIENT_ID_HEADER} metadata header is required"),
+            ));
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            legacy,
+        })
+    }
+
+    /// `code`, or the older code that stands for it for a legacy client.
+    pub fn code(&self, code: Code) -> Code {
+        if !self.legacy {
+            return code;
+        }
+        match code {
+            Code::MessageBodyEmpty => Code::BadRequest,
+            Code::IllegalOffset | Code::IllegalLiteTopic => Code::BadRequest,
+            Code::OffsetNotFound => Code::NotFound,
+            Code::LiteTopicQuotaExceeded | Code::LiteSubscriptionQuotaExceeded => {
+                Code::TooManyRequests
+            }
+            c => c,
+        }
+    }
+
+    /// A status with `code` as this client can take it.
+    pub fn status(&self, code: Code, message: impl Into<String>) -> Status {
+        status(self.code(code), message)
+    }
+
+    /// The status that answers `err`, for this client.
+    pub fn error(&self, err: &BrokerError) -> Status {
+        self.status(code_of(err), err.to_string())
+    }
+}
+
+/// `OK`.
+pub(crate) fn ok() -> Status {
+    status(Code::Ok, "OK")
+}
+
+pub(crate) fn status(code: Code, message: impl Into<String>) -> Status {
+    Status {
+        code: code as i32,
+        message: message.into(),
+    }
+}
+
+/// The overall status of per-entry results: the common one if every entry
+/// has the same code, else `MULTIPLE_RESULTS`.
+pub(crate) fn overall<'a>(entries: impl IntoIterator<Item = &'a Status>) -> Status {
+    let mut it = entries.into_iter();
+    let Some(first) = it.next() else {
+        return ok();
+    };
+    if it.all(|s| s.code == first.code) {
+        first.clone()
+    } else {
+        status(Code::MultipleResults, "entries have different results")
+    }
+}
+
+/// The RocketMQ code of a broker error.
+fn code_of(err: &BrokerError) -> Code {
+    match err {
+        BrokerError::TopicNotFound(_) => Code::TopicNotFound,
+        BrokerError::GroupNotFound(_) => Code::ConsumerGroupNotFound,
+        BrokerError::Forbidden(_) => Code::Forbidden,
+        BrokerError::InvalidReceiptHandle(_) => Code::InvalidReceiptHandle,
+        BrokerError::BodyTooLarge { .. } => Code::MessageBodyTooLarge,
+        BrokerError::InvalidMessage(m) => message_code(m),
+        BrokerError::DiskFull(_) | BrokerError::TooManyRequests(_) => Code::TooManyRequests,
+        BrokerError::TopicExists(_)
+        | BrokerError::GroupExists(_)
+        | BrokerError::QueueShrink { .. }
+        | BrokerError::InvalidName(_)
+        | BrokerError::Invalid(_) => Code::BadRequest,
+        _ => Code::InternalError,
+    }
+}
+
+fn message_code(err: &MessageError) -> Code {
+    match err {
+        MessageError::EmptyBody => Code::MessageBodyEmpty,
+        MessageError::BodyTooLarge { .. } => Code::MessageBodyTooLarge,
+        MessageError::EmptyMessageId => Code::IllegalMessageId,
+        MessageError::FieldTooLong { field, .. } | MessageError::EmptyField { field } => {
+            match *field {
+                "message id" => Code::IllegalMessageId,
+                "tag" => Code::IllegalMessageTag,
+                "key" => Code::IllegalMessageKey,
+                "property name" => Code::IllegalMessagePropertyKey,
+                _ => Code::MessagePropertiesTooLarge,
+            }
+        }
+        MessageError::TooMany { what: "keys", .. } => Code::IllegalMessageKey,
+        MessageError::TooMany { .. } => Code::MessagePropertiesTooLarge,
+        _ => Code::BadRequest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receipt::ReceiptError;
+
+    fn client(legacy: bool) -> Client {
+        Client {
+            id: "c".into(),
+            legacy,
+        }
+    }
+
+    #[test]
+    fn errors_map_to_codes() {
+        let c = client(false);
+        let code = |e: BrokerError| c.error(&e).code;
+        assert_eq!(
+            code(BrokerError::TopicNotFound("t".into())),
+            Code::TopicNotFound as i32
+        );
+        assert_eq!(
+            code(BrokerError::GroupNotFound("g".into())),
+            Code::ConsumerGroupNotFound as i32
+        );
+        assert_eq!(code(ReceiptError::Stale.into()), 40013);
+        assert_eq!(
+            code(BrokerError::DiskFull("x".into())),
+            Code::TooManyRequests as i32
+        );
+        assert_eq!(
+            code(MessageError::EmptyBody.into()),
+            Code::MessageBodyEmpty as i32
+        );
+        assert_eq!(
+            code(BrokerError::Failed("x".into())),
+            Code::InternalError as i32
+        );
+    }
+
+    #[test]
+    fn legacy_clients_get_older_codes() {
+        let e: BrokerError = MessageError::EmptyBody.into();
+        assert_eq!(client(true).error(&e).code, Code::BadRequest as i32);
+        assert_eq!(client(true).code(Code::OffsetNotFound), Code::NotFound);
+        assert_eq!(client(true).code(Code::TopicNotFound), Code::TopicNotFound);
+    }
+
+    #[test]
+    fn overall_status() {
+        let a = ok();
+        let b = status(Code::BadRequest, "x");
+        assert_eq!(overall([&a, &a]).code, Code::Ok as i32);
+        assert_eq!(overall([&a, &b]).code, Code::MultipleResults as i32);
+        assert_eq!(overall([&b, &b]).code, Code::BadRequest as i32);
+    }
+}
