@@ -1,42 +1,24 @@
 //! Small file-system helpers shared by the store's parts.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::durable;
 use crate::error::{Result, io_err};
 
 /// Makes a directory entry change (create, rename, unlink) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    durable::sync_dir(dir).map_err(io_err(dir))
 }
 
-/// Replaces `path` with `bytes` atomically and durably: write a temporary
-/// file, fsync it, rename it over `path`, fsync the directory.
+/// [`durable::write_atomic`] with owner-only read and write.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err(path))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    durable::write_atomic(path, bytes, 0o600).map_err(io_err(path))
 }
 
 /// Reads `path`, or `None` if it does not exist.
 pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(path)(e)),
-    }
+    durable::read_optional(path).map_err(io_err(path))
 }
 
 /// Files in `dir` whose names are 20-digit numbers, sorted by that number.

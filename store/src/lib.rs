@@ -24,6 +24,7 @@ mod commitlog;
 mod config;
 mod cqueue;
 mod dispatch;
+pub mod durable;
 mod error;
 mod fsutil;
 mod index;

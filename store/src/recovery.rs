@@ -3,7 +3,7 @@
 //! does not cover, and write a fresh checkpoint.
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -69,23 +69,15 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Inner> {
 
     // One process per data directory.
     let lock_path = cfg.dir.join("LOCK");
-    let lock_file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_err(&lock_path))?;
-    rustix::fs::flock(
-        &lock_file,
-        rustix::fs::FlockOperation::NonBlockingLockExclusive,
-    )
-    .map_err(|_| {
-        StoreError::Config(format!(
-            "{} is in use by another process (lock held on {})",
-            cfg.dir.display(),
-            lock_path.display()
-        ))
-    })?;
+    let lock_file = crate::durable::lock_exclusive(&lock_path)
+        .map_err(io_err(&lock_path))?
+        .ok_or_else(|| {
+            StoreError::Config(format!(
+                "{} is in use by another process (lock held on {})",
+                cfg.dir.display(),
+                lock_path.display()
+            ))
+        })?;
 
     let cfg = pin_layout(cfg)?;
     let ck = read_checkpoint(&cfg.dir)?;
