@@ -7,40 +7,11 @@
 //! not run.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::net::TcpListener;
+mod sdk_support;
+
 use std::process::Command;
-use std::time::Duration;
 
-use tern_harness::TernProcess;
-use tern_protocol::admin::tern_admin_client::TernAdminClient;
-use tern_protocol::admin::{CreateTopicRequest, MessageType, Permission, Topic};
-
-const TERN: &str = env!("CARGO_BIN_EXE_tern");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn create_topic(port: u16, name: &str, queues: i32) {
-    let mut admin = TernAdminClient::connect(format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap();
-    admin
-        .create_topic(CreateTopicRequest {
-            topic: Some(Topic {
-                name: name.to_owned(),
-                queue_count: queues,
-                message_type: MessageType::Normal as i32,
-                permission: Permission::ReadWrite as i32,
-            }),
-        })
-        .await
-        .unwrap();
-}
+use sdk_support::Standalone;
 
 #[test]
 fn python_producer_and_simple_consumer() {
@@ -48,34 +19,14 @@ fn python_producer_and_simple_consumer() {
         eprintln!("TERN_PYTHON is not set (scripts/test sets it): Python SDK test not run");
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut tern =
-        TernProcess::standalone_with(TERN, tmp.path().join("data"), &["--listen", &listen])
-            .unwrap();
-    tern.wait_for_log("listening", Duration::from_secs(30))
-        .unwrap();
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(create_topic(port, "sdk-python", 4));
+    let tern = Standalone::start();
+    tern.create_topic("sdk-python", 4);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/python_simple.py");
-    let out = Command::new(&python)
-        .args([script, &listen, "sdk-python", "py-group", "50"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "python SDK run failed ({}):\n{stdout}\n{stderr}\nbroker log:\n{}",
-        out.status,
-        tern.log().unwrap_or_default()
+    tern.run_client(
+        "python SDK",
+        Command::new(&python).args([script, &tern.listen, "sdk-python", "py-group", "50"]),
+        "received 50 duplicates 0 missing 0",
     );
-    assert!(
-        stdout.contains("received 50 duplicates 0 missing 0"),
-        "{stdout}"
-    );
-    tern.terminate().unwrap();
+    tern.stop();
 }

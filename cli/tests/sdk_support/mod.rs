@@ -1,0 +1,100 @@
+//! Shared set-up for the official-SDK interoperability tests (`sdk_*.rs`):
+//! a real `tern standalone` process on a free port, topics created through
+//! the admin API, and a runner that checks a client script's verdict line.
+// Each test crate includes this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use tern_harness::TernProcess;
+use tern_protocol::admin::tern_admin_client::TernAdminClient;
+use tern_protocol::admin::{CreateTopicRequest, MessageType, Permission, Topic};
+
+const TERN: &str = env!("CARGO_BIN_EXE_tern");
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Creates a NORMAL, read-write topic through the admin API on `port`.
+pub async fn create_topic(port: u16, name: &str, queues: i32) {
+    let mut admin = TernAdminClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    admin
+        .create_topic(CreateTopicRequest {
+            topic: Some(Topic {
+                name: name.to_owned(),
+                queue_count: queues,
+                message_type: MessageType::Normal as i32,
+                permission: Permission::ReadWrite as i32,
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+/// A running `tern standalone` with its data in a temporary directory.
+pub struct Standalone {
+    pub tern: TernProcess,
+    pub port: u16,
+    /// `127.0.0.1:<port>`, the access point for clients.
+    pub listen: String,
+    _tmp: tempfile::TempDir,
+}
+
+impl Standalone {
+    /// Starts `tern standalone` on a free port and waits until it listens.
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut tern =
+            TernProcess::standalone_with(TERN, tmp.path().join("data"), &["--listen", &listen])
+                .unwrap();
+        tern.wait_for_log("listening", Duration::from_secs(30))
+            .unwrap();
+        Self {
+            tern,
+            port,
+            listen,
+            _tmp: tmp,
+        }
+    }
+
+    /// Creates a NORMAL, read-write topic with `queues` queues.
+    pub fn create_topic(&self, name: &str, queues: i32) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(create_topic(self.port, name, queues));
+    }
+
+    /// Runs a client, asserts it succeeded and printed `expected`, and
+    /// shows its output and the broker log otherwise.
+    #[track_caller]
+    pub fn run_client(&self, what: &str, command: &mut Command, expected: &str) {
+        let out = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Shown with `--nocapture`, and kept by the harness if an assertion fails.
+        eprintln!("{what} output:\n{stdout}{stderr}");
+        assert!(
+            out.status.success(),
+            "{what} run failed ({}):\n{stdout}\n{stderr}\nbroker log:\n{}",
+            out.status,
+            self.tern.log().unwrap_or_default()
+        );
+        assert!(stdout.contains(expected), "{what}: {stdout}\n{stderr}");
+    }
+
+    /// Stops the broker with SIGTERM.
+    pub fn stop(mut self) {
+        self.tern.terminate().unwrap();
+    }
+}
