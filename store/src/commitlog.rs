@@ -434,7 +434,7 @@ impl CommitLog {
                     return;
                 }
                 self.readable.notify();
-                if end - self.flushed() >= self.flush_dirty_bytes {
+                if end.saturating_sub(self.flushed()) >= self.flush_dirty_bytes {
                     self.flush_wanted.notify();
                 }
                 if let Some(done) = done {
