@@ -2,7 +2,6 @@
 //! the generated tonic clients on the other side.
 #![allow(clippy::unwrap_used)]
 
-mod common;
 mod grpc_support;
 
 use std::collections::HashSet;

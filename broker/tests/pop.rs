@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use common::{Broker, INV, T0, group, no_tag, offsets, where_};
+use common::{Broker, INV, T0, group, no_tag, offsets};
 use tern_broker::pop::{PROP_DELIVERY_ATTEMPTS, PROP_ORIGIN_QUEUE_OFFSET, PROP_ORIGIN_TOPIC};
 use tern_broker::{
     BrokerError, GroupConfig, MessageType, Permission, Receipt, ReceiptCodec, ReceiptError,
@@ -394,4 +394,11 @@ fn bad_requests_are_refused() {
         b.recv(&g, &t, 5, T0).is_empty(),
         "an empty topic yields nothing"
     );
+}
+
+/// `(queue, offset)` of each delivery.
+fn where_(ds: &[tern_broker::Delivery]) -> Vec<(u32, u64)> {
+    ds.iter()
+        .map(|d| (d.message.message.queue_id, d.message.queue_offset))
+        .collect()
 }

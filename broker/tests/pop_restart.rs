@@ -9,9 +9,10 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Broker, INV, T0, group, no_tag, offsets, store_config};
+use common::{Broker, INV, T0, group, no_tag, offsets};
 use tern_broker::pop::JOURNAL_FILE;
 use tern_broker::{BrokerError, PopConfig, ReceiptError};
+use tern_harness::small_store_config;
 
 fn journal(root: &Path) -> std::path::PathBuf {
     root.join("pop").join(JOURNAL_FILE)
@@ -108,7 +109,11 @@ fn changes_lost_in_a_crash_mean_redelivery_never_loss() {
     drop(f);
     // The store's offsets may have been written meanwhile; forget them
     // too, as a crash could have.
-    let store = tern_store::Store::open(store_config(&dir.path().join("store"))).unwrap();
+    let store = tern_store::Store::open(small_store_config(
+        dir.path().join("store"),
+        tern_store::FlushPolicy::Async,
+    ))
+    .unwrap();
     store.commit_offset("g", "orders", 0, 0);
     store.close().unwrap();
     let b = Broker::open(dir.path());
@@ -186,7 +191,11 @@ fn a_damaged_journal_header_is_refused() {
     Broker::open(dir.path()).close();
     fs::write(journal(dir.path()), b"garbage!").unwrap();
     let store = std::sync::Arc::new(
-        tern_store::Store::open(store_config(&dir.path().join("store"))).unwrap(),
+        tern_store::Store::open(small_store_config(
+            dir.path().join("store"),
+            tern_store::FlushPolicy::Async,
+        ))
+        .unwrap(),
     );
     let registry =
         std::sync::Arc::new(tern_broker::Registry::open(&dir.path().join("meta")).unwrap());

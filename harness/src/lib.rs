@@ -338,6 +338,28 @@ fn read_lossy(path: &Path) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&std::fs::read(path)?).into_owned())
 }
 
+/// A storage configuration for tests: small files, so a few hundred
+/// messages cross segment, consume-queue and index-file boundaries, quick
+/// checkpoints, and no disk limits (the machine's disk may be nearly full
+/// for reasons of its own; tests of the limits set them explicitly).
+pub fn small_store_config(
+    dir: impl Into<PathBuf>,
+    flush: tern_store::FlushPolicy,
+) -> tern_store::StoreConfig {
+    let mut c = tern_store::StoreConfig::new(dir);
+    c.flush = flush;
+    c.segment_size = 64 * 1024;
+    c.cq_entries_per_file = 64;
+    c.index_slots = 97;
+    c.index_entries_per_file = 256;
+    c.checkpoint_interval = Duration::from_millis(50);
+    c.flush_interval = Duration::from_millis(20);
+    c.clean_interval = Duration::from_secs(3600);
+    c.disk_high_water = 1.0;
+    c.disk_hard_limit = 1.0;
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt as _;

@@ -29,7 +29,7 @@ fn crash_child() {
         Ok("async") => FlushPolicy::Async,
         _ => FlushPolicy::Sync,
     };
-    let store = Arc::new(Store::open(small_config(dir.as_ref(), flush)).unwrap());
+    let store = Arc::new(Store::open(small_config(&dir, flush)).unwrap());
     let out = Arc::new(Mutex::new(std::io::stdout()));
     println!("READY");
     let threads: Vec<_> = (0..WRITERS)

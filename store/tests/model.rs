@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{msg, small_config};
+use common::{body_for, msg, small_config};
 use proptest::prelude::*;
 use tern_store::{FlushPolicy, Store, StoreConfig, StoreError};
 
@@ -43,10 +43,6 @@ fn config(dir: &std::path::Path, sync: bool) -> StoreConfig {
     c
 }
 
-fn body(seq: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (seq as usize * 31 + i) as u8).collect()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
@@ -62,7 +58,7 @@ proptest! {
                 Op::Append { queue, sizes } => {
                     let batch: Vec<_> = sizes.iter().map(|&len| {
                         seq += 1;
-                        msg("model", queue, &format!("s{seq}"), &body(seq, len))
+                        msg("model", queue, &format!("s{seq}"), &body_for(seq, len))
                     }).collect();
                     let acks = match store.append(&batch) {
                         Ok(a) => a,

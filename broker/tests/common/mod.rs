@@ -1,7 +1,7 @@
 //! Helpers shared by the broker's integration tests.
-#![allow(dead_code, clippy::unwrap_used)] // each test binary uses a different subset
+#![allow(clippy::unwrap_used)] // test support: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,34 +9,17 @@ use tern_broker::{
     Delivery, GroupConfig, MessageType, Permission, Pop, PopConfig, Registry, TagFilter,
     TopicConfig,
 };
+use tern_harness::small_store_config;
 use tern_model::{GroupName, Message, TopicName};
-use tern_store::{FlushPolicy, Store, StoreConfig};
+use tern_store::{FlushPolicy, Store};
 
 /// A time far from zero; tests move it by hand.
 pub const T0: i64 = 1_700_000_000_000;
 /// Invisibility used unless a test says otherwise.
 pub const INV: i64 = 30_000;
 
-/// Small store files; the disk limits are off (the machine's disk may be
-/// nearly full for reasons of its own).
-pub fn store_config(dir: &Path) -> StoreConfig {
-    let mut c = StoreConfig::new(dir);
-    c.flush = FlushPolicy::Async;
-    c.segment_size = 256 * 1024;
-    c.cq_entries_per_file = 64;
-    c.index_slots = 97;
-    c.index_entries_per_file = 256;
-    c.checkpoint_interval = Duration::from_millis(50);
-    c.flush_interval = Duration::from_millis(20);
-    c.clean_interval = Duration::from_secs(3600);
-    c.disk_high_water = 1.0;
-    c.disk_hard_limit = 1.0;
-    c
-}
-
 /// A store, a registry and the pop state on one directory.
 pub struct Broker {
-    pub root: PathBuf,
     pub store: Arc<Store>,
     pub registry: Arc<Registry>,
     pub pop: Pop,
@@ -48,11 +31,12 @@ impl Broker {
     }
 
     pub fn open_with(root: &Path, cfg: PopConfig) -> Self {
-        let store = Arc::new(Store::open(store_config(&root.join("store"))).unwrap());
+        let store = Arc::new(
+            Store::open(small_store_config(root.join("store"), FlushPolicy::Async)).unwrap(),
+        );
         let registry = Arc::new(Registry::open(&root.join("meta")).unwrap());
         let pop = Pop::open(cfg, Arc::clone(&store), Arc::clone(&registry)).unwrap();
         Self {
-            root: root.to_owned(),
             store,
             registry,
             pop,
@@ -118,13 +102,6 @@ pub fn msg(topic: &str, queue_id: u32, id: &str, tag: Option<String>) -> Message
 
 pub fn group(name: &str) -> GroupConfig {
     GroupConfig::with_defaults(GroupName::new(name).unwrap()).unwrap()
-}
-
-/// `(queue, offset)` of each delivery.
-pub fn where_(ds: &[Delivery]) -> Vec<(u32, u64)> {
-    ds.iter()
-        .map(|d| (d.message.message.queue_id, d.message.queue_offset))
-        .collect()
 }
 
 pub fn offsets(ds: &[Delivery]) -> Vec<u64> {

@@ -1,5 +1,5 @@
 //! The gRPC test server and client helpers.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)] // test support: a panic is the failure report
 
 use std::time::Duration;
 
@@ -14,8 +14,6 @@ use tokio::task::JoinHandle;
 use tonic::Request;
 use tonic::transport::Channel;
 
-use crate::common;
-
 /// Largest body in these tests.
 pub const MAX_BODY: usize = 1024;
 
@@ -29,7 +27,8 @@ pub struct Server {
 impl Server {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = common::store_config(dir.path());
+        let mut store =
+            tern_harness::small_store_config(dir.path(), tern_store::FlushPolicy::Async);
         store.max_body_bytes = MAX_BODY;
         let broker = tokio::task::spawn_blocking(move || Broker::open(BrokerConfig::new(store)))
             .await

@@ -2,7 +2,6 @@
 //! a real `tern standalone` process on a free port, topics created through
 //! the admin API, and a runner that checks a client script's verdict line.
 // Each test crate includes this module and uses only part of it.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::process::Command;

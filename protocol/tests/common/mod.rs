@@ -1,8 +1,6 @@
 //! A tiny protobuf wire reader, independent of prost, so the tests can see
 //! which field numbers and wire types prost actually put on the wire.
 
-#![allow(dead_code)]
-
 /// One decoded field: its number and its raw value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {

@@ -1,29 +1,9 @@
 //! Helpers shared by the store's integration tests.
-#![allow(dead_code, clippy::unwrap_used)] // each test binary uses a different subset
-
-use std::path::Path;
-use std::time::Duration;
+#![allow(clippy::unwrap_used)] // test support: a panic is the failure report
 
 use tern_model::{Message, TopicName};
-use tern_store::{FlushPolicy, StoreConfig};
 
-/// Small files so tests cross segment and queue-file boundaries.
-pub fn small_config(dir: &Path, flush: FlushPolicy) -> StoreConfig {
-    let mut c = StoreConfig::new(dir);
-    c.flush = flush;
-    c.segment_size = 64 * 1024;
-    c.cq_entries_per_file = 64;
-    c.index_slots = 97;
-    c.index_entries_per_file = 256;
-    c.checkpoint_interval = Duration::from_millis(50);
-    c.flush_interval = Duration::from_millis(20);
-    c.clean_interval = Duration::from_secs(3600);
-    // The machine's disk may be nearly full for reasons of its own; tests of
-    // the disk limits set them explicitly.
-    c.disk_high_water = 1.0;
-    c.disk_hard_limit = 1.0;
-    c
-}
+pub use tern_harness::small_store_config as small_config;
 
 pub fn msg(topic: &str, queue_id: u32, id: &str, body: &[u8]) -> Message {
     Message {
