@@ -58,6 +58,14 @@ pub enum Command {
                       (`store closed`) and exits with status 0.")]
     Standalone(StandaloneArgs),
 
+    /// `tern nameserver` and `tern broker`: the processes of a cluster.
+    #[command(flatten)]
+    Server(crate::server::ServerCommand),
+
+    /// Administration and everyday use against a running Tern.
+    #[command(flatten)]
+    Admin(crate::admin::AdminCommand),
+
     /// Print the version of this build
     #[command(long_about = "Print the version of this build (the same as `tern --version`).")]
     Version,

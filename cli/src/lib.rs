@@ -3,8 +3,10 @@
 //! line and calls [`run`].
 #![forbid(unsafe_code)]
 
+mod admin;
 pub mod args;
 mod logging;
+mod server;
 mod standalone;
 
 pub use args::Cli;
@@ -21,5 +23,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(cli.log_format)?;
             standalone::run(&args)
         }
+        Command::Server(command) => {
+            logging::init(cli.log_format)?;
+            server::run(command)
+        }
+        Command::Admin(command) => admin::run(command),
     }
 }
