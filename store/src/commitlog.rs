@@ -12,7 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tern_model::Message;
@@ -20,6 +20,7 @@ use tern_model::Message;
 use crate::config::{FlushPolicy, StoreConfig};
 use crate::error::{Result, StoreError, corrupt, io_err};
 use crate::fsutil::{numbered_files, numbered_name, sync_dir};
+use crate::listener::StoreListener;
 use crate::record::{Batch, HEADER_LEN, RecordView, peek_len};
 
 /// One segment file. Readers keep an `Arc` so a segment deleted by
@@ -154,6 +155,8 @@ pub(crate) struct CommitLog {
     pub disk_full: AtomicBool,
     pub flush_count: AtomicU64,
     pub flush_nanos: AtomicU64,
+    /// Set once by [`crate::Store::set_listener`].
+    pub listener: OnceLock<Arc<dyn StoreListener>>,
 }
 
 fn open_segment(path: &Path, base: u64, create: bool) -> Result<Segment> {
@@ -368,6 +371,7 @@ impl CommitLog {
             disk_full: AtomicBool::new(false),
             flush_count: AtomicU64::new(0),
             flush_nanos: AtomicU64::new(0),
+            listener: OnceLock::new(),
         };
         Ok((log, rec))
     }
@@ -554,12 +558,16 @@ impl CommitLog {
                 return Err(io_err(&seg.path)(e));
             }
         }
+        let took = started.elapsed();
         self.flush_count.fetch_add(1, Ordering::Relaxed);
         self.flush_nanos.fetch_add(
-            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        self.flushed.fetch_max(target, Ordering::AcqRel);
+        let before = self.flushed.fetch_max(target, Ordering::AcqRel);
+        if let Some(l) = self.listener.get() {
+            l.flushed(took, target.saturating_sub(before));
+        }
         if self.policy == FlushPolicy::Sync {
             self.readable.notify();
             let done: Vec<_> = {

@@ -103,8 +103,13 @@ pub(crate) fn dispatch_range(inner: &Inner, from: u64, to: u64) -> Result<u64> {
     let mut pending = Pending::default();
     let mut n = 0u64;
     let mut index = lock(&inner.index);
+    let listening = inner.log.listener.get().is_some();
+    let mut topics: Vec<String> = Vec::new();
     inner.log.scan(from, to, |rec| {
         index.add(rec)?;
+        if listening && !topics.iter().any(|t| t == rec.topic) {
+            topics.push(rec.topic.to_owned());
+        }
         pending.push(
             inner,
             rec.topic,
@@ -125,6 +130,12 @@ pub(crate) fn dispatch_range(inner: &Inner, from: u64, to: u64) -> Result<u64> {
     })?;
     drop(index);
     pending.write(inner)?;
+    // The entries are readable now; tell the listener before
+    // `wait_dispatched` callers return.
+    if let Some(l) = inner.log.listener.get() {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        l.dispatched(&names);
+    }
     inner.dispatched.fetch_max(to, Ordering::AcqRel);
     inner.dispatched_signal.notify();
     Ok(n)

@@ -28,6 +28,7 @@ pub mod durable;
 mod error;
 mod fsutil;
 mod index;
+mod listener;
 mod offsets;
 pub mod record;
 mod recovery;
@@ -47,6 +48,7 @@ use tern_model::Message;
 pub use commitlog::{Appended, LogRecovery};
 pub use config::{FlushPolicy, StoreConfig};
 pub use error::{Result, StoreError};
+pub use listener::StoreListener;
 pub use record::StoredMessage;
 pub use retention::RetentionReport;
 
@@ -175,6 +177,22 @@ impl Store {
             return done(Ok(Vec::new()));
         }
         self.inner.log.append(&mut batch, msgs, Box::new(done));
+    }
+
+    /// Installs the one [`StoreListener`] of this store; `false` (and no
+    /// change) if one is installed already.
+    pub fn set_listener(&self, listener: Arc<dyn StoreListener>) -> bool {
+        self.inner.log.listener.set(listener).is_ok()
+    }
+
+    /// Bytes appended to the commit log and not yet fsynced: under `sync`,
+    /// what appends waiting for their group commit hold; under `async`,
+    /// what a machine crash could lose now.
+    pub fn unflushed_bytes(&self) -> u64 {
+        self.inner
+            .log
+            .written()
+            .saturating_sub(self.inner.log.flushed())
     }
 
     /// Reads the message at a commit-log position.

@@ -264,6 +264,23 @@ impl Pop {
         out
     }
 
+    /// Every (group, topic) with consumption state.
+    pub fn subscriptions(&self) -> Vec<(String, String)> {
+        read(&self.inner.subs)
+            .iter()
+            .flat_map(|(g, topics)| topics.keys().map(move |t| (g.clone(), t.clone())))
+            .collect()
+    }
+
+    /// When (ms since the epoch) the earliest in-flight message of
+    /// `group` in `topic` becomes visible again, if any: a long poll
+    /// waits at most until then.
+    pub fn next_expiry(&self, group: &str, topic: &str) -> Option<i64> {
+        let sub = self.inner.find_sub(group, topic)?;
+        let queues: Vec<QueueRef> = read(&sub.queues).values().cloned().collect();
+        queues.iter().filter_map(|q| lock(q).next_deadline()).min()
+    }
+
     /// Makes every state change so far durable now.
     pub fn sync(&self) -> Result<()> {
         self.inner.journal.flush()

@@ -14,6 +14,22 @@ use crate::meta::{MessageType, Permission, TopicConfig, dlq_topic_name};
 use crate::receipt::{Receipt, ReceiptError};
 
 impl Pop {
+    /// Checks that `receipt` was issued to `group` for `topic`, so one
+    /// group cannot settle another group's deliveries.
+    /// [`BrokerError::InvalidReceiptHandle`] if the handle is malformed,
+    /// forged or issued to someone else.
+    pub fn check_owner(&self, receipt: &str, group: &str, topic: &str) -> Result<()> {
+        let r = self.inner.codec.decode(receipt)?;
+        if r.group.as_str() != group || r.topic.as_str() != topic {
+            return Err(ReceiptError::NotOwner {
+                group: r.group.to_string(),
+                topic: r.topic.to_string(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// Acknowledges the delivery `receipt` names: the message is done for
     /// its group. [`BrokerError::InvalidReceiptHandle`] if the handle is
     /// malformed or forged, or stale: the message was acknowledged,
@@ -62,6 +78,30 @@ impl Pop {
             seq: lease.seq,
             ..r
         }))
+    }
+
+    /// Extends the invisibility of the delivery `receipt` names to
+    /// `until_ms` without changing its handle or attempt: the broker's own
+    /// renewal for push consumers (`auto_renew`), whose handle must stay
+    /// valid for their ack. Never shortens a lease. Stale if the delivery
+    /// was settled or redelivered since.
+    pub fn renew(&self, receipt: &str, until_ms: i64) -> Result<()> {
+        let inner = &self.inner;
+        inner.journal.check()?;
+        let (r, _sub, q) = inner.locate(receipt)?;
+        let mut st = lock(&q);
+        let old = st.current(r.offset, r.seq).ok_or(ReceiptError::Stale)?;
+        if old.until < until_ms {
+            inner.lease(
+                &mut st,
+                r.offset,
+                Lease {
+                    until: until_ms,
+                    ..old
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Moves the message `receipt` names to its group's dead-letter topic

@@ -87,6 +87,11 @@ impl QueueState {
             .map_or(self.next, |(&o, _)| o)
     }
 
+    /// The earliest end of invisibility of the deliveries in flight.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.deadlines.first().map(|&(until, _)| until)
+    }
+
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }

@@ -1,0 +1,302 @@
+//! Prometheus metrics of one broker, in the OpenMetrics text format
+//! (`prometheus-client`), and the small HTTP server that serves them
+//! (`http`: `/metrics`, `/healthz`, `/readyz`).
+//!
+//! Counted as things happen: messages and bytes in per topic (each stored
+//! message of a SendMessage), messages and bytes out per topic and group
+//! (each delivered or pulled message), sends refused by back-pressure, the
+//! latency of each send's append (until the flush policy's promise is
+//! kept), and the commit log's fsyncs (latency, bytes). Computed at each
+//! scrape: the lag of every group per topic (the queues' end minus the
+//! group's committed offsets), the commit log's size, messages waiting for
+//! an fsync and the disk usage of the data directory.
+
+mod http;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry as PromRegistry, Unit};
+use tern_store::{Store, StoreListener};
+
+pub use http::{Health, HttpState, serve_http};
+
+use crate::meta::Registry;
+use crate::pop::Pop;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabel {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupTopicLabel {
+    group: String,
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+/// The broker's metrics. Cheap to update from any thread.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<PromRegistry>,
+    messages_in: Family<TopicLabel, Counter>,
+    bytes_in: Family<TopicLabel, Counter>,
+    messages_out: Family<GroupTopicLabel, Counter>,
+    bytes_out: Family<GroupTopicLabel, Counter>,
+    sends_refused: Family<ReasonLabel, Counter>,
+    append_latency: Histogram,
+    flush_latency: Histogram,
+    flushed_bytes: Counter,
+    lag: Family<GroupTopicLabel, Gauge>,
+    log_bytes: Gauge,
+    unflushed_bytes: Gauge,
+    disk_usage: F64Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, every one registered under the `tern_` prefix.
+    pub fn new() -> Self {
+        let mut m = Self {
+            registry: Mutex::new(PromRegistry::with_prefix("tern")),
+            messages_in: Family::default(),
+            bytes_in: Family::default(),
+            messages_out: Family::default(),
+            bytes_out: Family::default(),
+            sends_refused: Family::default(),
+            // 50 us to about 13 s.
+            append_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 19)),
+            flush_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 19)),
+            flushed_bytes: Counter::default(),
+            lag: Family::default(),
+            log_bytes: Gauge::default(),
+            unflushed_bytes: Gauge::default(),
+            disk_usage: F64Gauge::default(),
+        };
+        let r = m
+            .registry
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.register(
+            "messages_in",
+            "Messages stored, by topic",
+            m.messages_in.clone(),
+        );
+        r.register_with_unit(
+            "message_in",
+            "Message bytes (bodies) stored, by topic",
+            Unit::Bytes,
+            m.bytes_in.clone(),
+        );
+        r.register(
+            "messages_out",
+            "Messages delivered to consumers, by group and topic",
+            m.messages_out.clone(),
+        );
+        r.register_with_unit(
+            "message_out",
+            "Message bytes (bodies) delivered to consumers, by group and topic",
+            Unit::Bytes,
+            m.bytes_out.clone(),
+        );
+        r.register(
+            "sends_refused",
+            "SendMessage calls refused with TOO_MANY_REQUESTS, by reason",
+            m.sends_refused.clone(),
+        );
+        r.register_with_unit(
+            "append_latency",
+            "Time from a send's append to the store until it is stored as the flush policy promises",
+            Unit::Seconds,
+            m.append_latency.clone(),
+        );
+        r.register_with_unit(
+            "flush_latency",
+            "Duration of each fsync of the commit log",
+            Unit::Seconds,
+            m.flush_latency.clone(),
+        );
+        r.register_with_unit(
+            "flushed",
+            "Commit-log bytes made durable by fsync",
+            Unit::Bytes,
+            m.flushed_bytes.clone(),
+        );
+        r.register(
+            "consumer_lag",
+            "Messages of a topic not yet done by a group (queue ends minus committed offsets), at scrape time",
+            m.lag.clone(),
+        );
+        r.register_with_unit(
+            "store_log",
+            "Size of the commit log (its end minus its first stored position)",
+            Unit::Bytes,
+            m.log_bytes.clone(),
+        );
+        r.register_with_unit(
+            "store_unflushed",
+            "Commit-log bytes appended but not yet fsynced",
+            Unit::Bytes,
+            m.unflushed_bytes.clone(),
+        );
+        r.register(
+            "disk_usage_ratio",
+            "Share of the data directory's file system in use (0 to 1)",
+            m.disk_usage.clone(),
+        );
+        m
+    }
+
+    /// One message of `topic` with a body of `bytes` was stored.
+    pub fn stored(&self, topic: &str, bytes: usize) {
+        let l = TopicLabel {
+            topic: topic.to_owned(),
+        };
+        self.messages_in.get_or_create(&l).inc();
+        self.bytes_in.get_or_create(&l).inc_by(bytes as u64);
+    }
+
+    /// One message of `topic` with a body of `bytes` went to `group`.
+    pub fn delivered(&self, group: &str, topic: &str, bytes: usize) {
+        let l = GroupTopicLabel {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+        };
+        self.messages_out.get_or_create(&l).inc();
+        self.bytes_out.get_or_create(&l).inc_by(bytes as u64);
+    }
+
+    /// A send was refused by back-pressure for `reason`.
+    pub fn refused(&self, reason: &str) {
+        self.sends_refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A send's append took `took`.
+    pub fn appended(&self, took: Duration) {
+        self.append_latency.observe(took.as_secs_f64());
+    }
+
+    /// The text exposition, with the scrape-time values read from
+    /// `store`, `registry` and `pop` first.
+    pub fn scrape(&self, store: &Store, registry: &Registry, pop: &Pop, data_dir: &Path) -> String {
+        let reg = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.lag.clear();
+        for ((group, topic), queues) in committed_offsets(store, registry, pop) {
+            let lag: u64 = queues
+                .iter()
+                .map(|(&q, &done)| store.queue_range(&topic, q).1.saturating_sub(done))
+                .sum();
+            self.lag
+                .get_or_create(&GroupTopicLabel { group, topic })
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        }
+        let stats = store.stats();
+        self.log_bytes.set(
+            i64::try_from(stats.max_offset.saturating_sub(stats.min_offset)).unwrap_or(i64::MAX),
+        );
+        self.unflushed_bytes
+            .set(i64::try_from(store.unflushed_bytes()).unwrap_or(i64::MAX));
+        self.disk_usage.set(crate::grpc::disk_usage(data_dir));
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &reg) {
+            tracing::warn!(error = %e, "could not encode the metrics");
+        }
+        out
+    }
+}
+
+impl StoreListener for Metrics {
+    fn flushed(&self, took: Duration, bytes: u64) {
+        self.flush_latency.observe(took.as_secs_f64());
+        self.flushed_bytes.inc_by(bytes);
+    }
+}
+
+/// Where each group stands in each queue it consumes: (group, topic) ->
+/// queue -> the first offset not yet done.
+type Committed = BTreeMap<(String, String), BTreeMap<u32, u64>>;
+
+fn committed_offsets(store: &Store, registry: &Registry, pop: &Pop) -> Committed {
+    let mut out = Committed::new();
+    for g in registry.groups() {
+        let group = g.name().as_str();
+        for (topic, queues) in store.group_offsets(group) {
+            out.insert((group.to_owned(), topic), queues);
+        }
+    }
+    // As in `group_positions`, POP's live state wins.
+    for (group, topic) in pop.subscriptions() {
+        let stats = pop.stats(&group, &topic);
+        out.entry((group, topic))
+            .or_default()
+            .extend(stats.iter().map(|s| (s.queue_id, s.committed_offset)));
+    }
+    out
+}
+
+/// Where `group` stands in each queue it consumes, by topic: the offsets
+/// in the store (UpdateOffset, and POP's committed offsets), overridden by
+/// POP's live state, whose first offset not yet done may not be written
+/// to the store yet.
+pub(crate) fn group_positions(
+    store: &Store,
+    pop: &Pop,
+    group: &str,
+) -> BTreeMap<String, BTreeMap<u32, u64>> {
+    let mut out = store.group_offsets(group);
+    for (g, topic) in pop.subscriptions() {
+        if g != group {
+            continue;
+        }
+        let stats = pop.stats(&g, &topic);
+        out.entry(topic)
+            .or_default()
+            .extend(stats.iter().map(|s| (s.queue_id, s.committed_offset)));
+    }
+    out
+}
+
+/// The one store listener of a broker: wakes long polls and times
+/// flushes.
+#[derive(Debug)]
+pub(crate) struct Listeners {
+    pub metrics: Arc<Metrics>,
+    pub wakers: Arc<crate::grpc::Wakers>,
+}
+
+impl StoreListener for Listeners {
+    fn dispatched(&self, topics: &[&str]) {
+        self.wakers.dispatched(topics);
+    }
+
+    fn flushed(&self, took: Duration, bytes: u64) {
+        self.metrics.flushed(took, bytes);
+    }
+}
