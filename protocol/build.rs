@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "apache/rocketmq/v2/service.proto",
     "apache/rocketmq/v2/admin.proto",
     "tern/admin/v1/admin.proto",
+    "tern/nameserver/v1/nameserver.proto",
 ];
 
 /// Name of the encoded `FileDescriptorSet` in `OUT_DIR`.

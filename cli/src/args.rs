@@ -130,7 +130,7 @@ impl From<Flush> for tern_store::FlushPolicy {
 
 /// Checks that a listen address has the shape `HOST:PORT` (an IPv6 host in
 /// brackets: `[::1]:8081`). The host is resolved only when it is bound.
-fn parse_listen(value: &str) -> Result<String, String> {
+pub(crate) fn parse_listen(value: &str) -> Result<String, String> {
     let (host, port) = value
         .rsplit_once(':')
         .ok_or_else(|| format!("`{value}` is not HOST:PORT"))?;

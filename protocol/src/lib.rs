@@ -16,6 +16,13 @@
 //! - [`admin`]: Tern's own administration API, package `tern.admin.v1`,
 //!   service `TernAdmin`: topics, consumer groups (with per-queue lag) and
 //!   cluster status. Used by the CLI and the operator through `tern-client`.
+//! - [`nameserver`]: Tern's name server protocol, package
+//!   `tern.nameserver.v1`, service `TernNameserver`: brokers register their
+//!   topic and group tables (streamed in chunks) and heartbeat; routes and
+//!   the live brokers can be queried.
+//! - [`settings`]: the settings a server answers a client's Telemetry
+//!   handshake with, as pure functions shared by the broker and the name
+//!   server.
 //!
 //! [`FILE_DESCRIPTOR_SET`] holds the encoded descriptors of all of the above
 //! (and the well-known types they import), e.g. for gRPC server reflection.
@@ -41,11 +48,30 @@ pub mod v2 {
     tonic::include_proto!("apache.rocketmq.v2");
 }
 
+/// Tern's own packages, nested as their names are, since the generated
+/// code of one names the other by a relative path.
+mod tern {
+    pub mod admin {
+        pub mod v1 {
+            tonic::include_proto!("tern.admin.v1");
+        }
+    }
+    pub mod nameserver {
+        pub mod v1 {
+            tonic::include_proto!("tern.nameserver.v1");
+        }
+    }
+}
+
 /// Tern's administration API (`tern.admin.v1`): `TernAdmin` with its server
 /// and client.
-pub mod admin {
-    tonic::include_proto!("tern.admin.v1");
-}
+pub use tern::admin::v1 as admin;
+
+/// Tern's name server protocol (`tern.nameserver.v1`): `TernNameserver`
+/// with its server and client.
+pub use tern::nameserver::v1 as nameserver;
+
+pub mod settings;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every `.proto` file in
 /// this crate and of the well-known types they import, without source

@@ -163,6 +163,10 @@ fn wire_snapshot() {
             "apache_rocketmq_v2_admin.txt",
         ),
         ("tern/admin/v1/admin.proto", "tern_admin_v1_admin.txt"),
+        (
+            "tern/nameserver/v1/nameserver.proto",
+            "tern_nameserver_v1_nameserver.txt",
+        ),
     ] {
         let actual = render_file(file(&set, proto));
         let path = golden.join(snapshot);
@@ -243,6 +247,7 @@ fn descriptor_set_is_self_contained_and_lean() {
         "apache/rocketmq/v2/service.proto",
         "apache/rocketmq/v2/admin.proto",
         "tern/admin/v1/admin.proto",
+        "tern/nameserver/v1/nameserver.proto",
     ] {
         assert!(names.contains(&needed), "{needed} missing: {names:?}");
     }

@@ -1,21 +1,187 @@
 //! `tern nameserver` and `tern broker`: the separate processes of a
-//! cluster (placeholder; being written).
+//! cluster. Each reads its settings from flags, `TERN_*` variables and an
+//! optional TOML file (`config`), serves until SIGTERM or Ctrl-C, and
+//! shuts down gracefully.
 
-use clap::{Args, Subcommand};
+pub(crate) mod broker;
+mod config;
+mod nameserver;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use tokio::signal::unix::{SignalKind, signal};
+
+use broker::BrokerArgs;
+use nameserver::NameserverArgs;
 
 /// The server subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
-    /// Run a Tern name server in the foreground (not yet written)
+    /// Run a Tern name server in the foreground
+    #[command(long_about = nameserver::LONG_ABOUT)]
     Nameserver(NameserverArgs),
-}
 
-/// Arguments of `tern nameserver`.
-#[derive(Debug, Args)]
-pub struct NameserverArgs {}
+    /// Run one Tern broker of a cluster in the foreground
+    #[command(long_about = broker::LONG_ABOUT)]
+    Broker(Box<BrokerArgs>),
+}
 
 pub(crate) fn run(command: ServerCommand) -> anyhow::Result<()> {
     match command {
-        ServerCommand::Nameserver(_) => anyhow::bail!("`tern nameserver` is not written yet"),
+        ServerCommand::Nameserver(args) => nameserver::run(args),
+        ServerCommand::Broker(args) => broker::run(*args),
+    }
+}
+
+/// Runs `fut` on a new multi-threaded tokio runtime.
+pub(crate) fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?
+        .block_on(fut)
+}
+
+/// The signals that stop a server process.
+#[derive(Debug)]
+pub(crate) struct Shutdown {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    /// Starts listening for SIGTERM and SIGINT (Ctrl-C). From here on these
+    /// signals no longer end the process by themselves.
+    pub(crate) fn listen() -> anyhow::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        })
+    }
+
+    /// Waits for the first signal and returns its name.
+    pub(crate) async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::{CommandFactory as _, Parser as _};
+    use tern_broker::BrokerConfig;
+    use tern_nameserver::NameserverConfig;
+    use tern_store::StoreConfig;
+
+    use super::*;
+    use crate::args::{Cli, Command, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+
+    fn help(sub: &str) -> String {
+        let mut cmd = Cli::command();
+        cmd.find_subcommand_mut(sub)
+            .unwrap()
+            .render_long_help()
+            .to_string()
+    }
+
+    /// The defaults shown in `--help` are the ones the code applies.
+    #[test]
+    fn help_shows_the_defaults_in_force() {
+        let b = BrokerConfig::new(StoreConfig::new(DEFAULT_DATA_DIR));
+        let text = help("broker");
+        for shown in [
+            format!("[default: {DEFAULT_DATA_DIR}]"),
+            format!("[default: {DEFAULT_LISTEN}]"),
+            format!("[default: {}]", b.name),
+            format!("[default: {}]", b.cluster),
+            format!("[default: {}]", b.heartbeat_interval.as_secs()),
+            format!("[default: {}]", b.store.segment_size),
+            format!("[default: {}]", b.store.retention.as_secs() / 3600),
+            format!("[default: {}]", b.store.disk_high_water),
+            format!("[default: {}]", b.store.disk_hard_limit),
+            format!("[default: {}]", b.store.max_body_bytes),
+        ] {
+            assert!(text.contains(&shown), "{shown} missing from:\n{text}");
+        }
+        assert!(b.nameservers.is_empty() && b.metrics_listen.is_none());
+        let text = help("nameserver");
+        let n = NameserverConfig::default();
+        for shown in [
+            format!("[default: {}]", nameserver::DEFAULT_NAMESERVER_LISTEN),
+            format!("[default: {}]", n.broker_expiry.as_secs()),
+        ] {
+            assert!(text.contains(&shown), "{shown} missing from:\n{text}");
+        }
+    }
+
+    fn broker_args(args: &[&str]) -> BrokerArgs {
+        let cli = Cli::try_parse_from(["tern", "broker"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Server(ServerCommand::Broker(a)) => *a,
+            other => panic!("broker expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("broker.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\nname = \"from-file\"\n\
+             nameservers = [\"ns-a:9876\"]\nheartbeat_interval_secs = 7\n\
+             [store]\nretention_hours = 5\nmax_body_bytes = 1000\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let (cfg, listen) = broker_args(&["--config", path, "--name", "from-flag"])
+            .resolve()
+            .unwrap();
+        assert_eq!(listen, "127.0.0.1:1111");
+        assert_eq!(cfg.name, "from-flag");
+        assert_eq!(cfg.nameservers, ["ns-a:9876"]);
+        assert_eq!(cfg.heartbeat_interval, Duration::from_secs(7));
+        assert_eq!(cfg.store.retention, Duration::from_secs(5 * 3600));
+        assert_eq!(cfg.store.max_body_bytes, 1000);
+        assert_eq!(cfg.cluster, "tern");
+
+        let (cfg, listen) = broker_args(&[
+            "--config",
+            path,
+            "--listen",
+            "127.0.0.1:2222",
+            "--nameservers",
+            "a:1,b:2",
+            "--store-max-body-bytes",
+            "5",
+        ])
+        .resolve()
+        .unwrap();
+        assert_eq!(listen, "127.0.0.1:2222");
+        assert_eq!(cfg.nameservers, ["a:1", "b:2"]);
+        assert_eq!(cfg.store.max_body_bytes, 5);
+        assert_eq!(cfg.name, "from-file");
+    }
+
+    #[test]
+    fn bad_values_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("broker.toml");
+        for (text, needle) in [
+            ("nameservers = [\"no-port\"]\n", "nameservers"),
+            ("heartbeat_interval_secs = 0\n", "heartbeat_interval_secs"),
+            ("lsiten = \"h:1\"\n", "lsiten"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = broker_args(&["--config", file.to_str().unwrap()])
+                .resolve()
+                .unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(needle), "{text}: {msg}");
+        }
     }
 }

@@ -1,0 +1,129 @@
+//! Configuration files of `tern broker` and `tern nameserver`, and the
+//! rule that merges them with flags and environment variables.
+//!
+//! A file is TOML with the keys named like the flags (`data_dir` for
+//! `--data-dir`); the broker's storage keys live in a `[store]` table
+//! (`--store-segment-bytes` is `segment_bytes` there). An unknown key is
+//! an error that names it, so a typo never goes unnoticed.
+//!
+//! Precedence, highest first: the flag, its `TERN_*` environment variable
+//! (clap reads both), the file, the default. Every value here is optional;
+//! a key left unset everywhere keeps the default of the config type it
+//! lands in (`tern_broker::BrokerConfig`, `tern_store::StoreConfig`,
+//! `tern_nameserver::NameserverConfig`) or of `crate::args` for the data
+//! directory and listen addresses; `docs/configuration.md` lists them all.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The keys of a broker's configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BrokerFile {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub advertised_address: Option<String>,
+    pub name: Option<String>,
+    pub cluster: Option<String>,
+    pub nameservers: Option<Vec<String>>,
+    pub flush: Option<tern_store::FlushPolicy>,
+    pub metrics_listen: Option<String>,
+    pub heartbeat_interval_secs: Option<u64>,
+    #[serde(default)]
+    pub store: StoreFile,
+}
+
+/// The `[store]` table of a broker's configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoreFile {
+    pub segment_bytes: Option<u64>,
+    pub retention_hours: Option<u64>,
+    pub disk_high_water: Option<f64>,
+    pub disk_hard_limit: Option<f64>,
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The keys of a name server's configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NameserverFile {
+    pub listen: Option<String>,
+    pub broker_expiry_secs: Option<u64>,
+    pub metrics_listen: Option<String>,
+}
+
+/// Reads the file at `path`, or the empty configuration without one.
+pub(crate) fn load<T: DeserializeOwned + Default>(path: Option<&Path>) -> anyhow::Result<T> {
+    let Some(path) = path else {
+        return Ok(T::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    parse(&text).with_context(|| format!("in the configuration file {}", path.display()))
+}
+
+fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<T> {
+    toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+}
+
+/// Checks that `value`, the setting `key`, has the shape `HOST:PORT`.
+pub(crate) fn check_address(key: &str, value: &str) -> anyhow::Result<()> {
+    crate::args::parse_listen(value).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_broker_key_parses() {
+        let f: BrokerFile = parse(
+            r#"
+            data_dir = "/var/lib/tern"
+            listen = "0.0.0.0:8081"
+            advertised_address = "broker-0.tern:8081"
+            name = "broker-0"
+            cluster = "prod"
+            nameservers = ["ns-0:9876", "ns-1:9876"]
+            flush = "sync"
+            metrics_listen = "0.0.0.0:9090"
+            heartbeat_interval_secs = 10
+
+            [store]
+            segment_bytes = 1073741824
+            retention_hours = 48
+            disk_high_water = 0.8
+            disk_hard_limit = 0.9
+            max_body_bytes = 1048576
+            "#,
+        )
+        .unwrap();
+        assert_eq!(f.nameservers.unwrap().len(), 2);
+        assert_eq!(f.flush, Some(tern_store::FlushPolicy::Sync));
+        assert_eq!(f.store.retention_hours, Some(48));
+        let empty: BrokerFile = parse("").unwrap();
+        assert!(empty.listen.is_none() && empty.store.segment_bytes.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse::<BrokerFile>("listen = \"h:1\"\nlisten_addr = \"h:2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+        let err = parse::<BrokerFile>("[store]\nsegment_size = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("segment_size"), "{err}");
+        let err = parse::<NameserverFile>("broker_expiry = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("broker_expiry"), "{err}");
+        assert!(parse::<BrokerFile>("flush = \"sometimes\"\n").is_err());
+    }
+}
