@@ -1,12 +1,40 @@
-//! A Rust client for Tern.
+//! A Rust client for Tern, used by the `tern` command-line tool.
 //!
-//! This crate is a placeholder; nothing in it runs yet. It will hold:
+//! - [`AdminClient`]: Tern's admin API (`tern.admin.v1.TernAdmin`):
+//!   create, update, describe, list and delete topics and consumer groups,
+//!   a group's lag per queue, and cluster status.
+//! - [`MessagingClient`]: a small client of the RocketMQ 5 messaging
+//!   service (`apache.rocketmq.v2.MessagingService`): send, receive and
+//!   acknowledge. It is meant for tools and tests; applications should use
+//!   an official RocketMQ 5 SDK.
 //!
-//! - a client for the broker's admin API: creating, describing, updating and
-//!   deleting topics and consumer groups, and reading cluster and storage
-//!   state;
-//! - a messaging client speaking the RocketMQ 5 gRPC protocol to send and
-//!   receive messages, for the CLI's produce and consume commands.
-//!
-//! The `tern` command-line tool is built on this crate.
+//! Both take an access point as `host:port` (optionally `http://host:port`;
+//! several separated by `;` are tried in order, see [`Endpoints`]), connect
+//! within a timeout, and put a timeout on every call. Both return plain
+//! Rust values, checked when they arrive ([`Topic`], [`GroupDetails`],
+//! [`ReceivedMessage`]...), never protobuf types. Every failure is a
+//! [`ClientError`] that reads as one line with the status the server gave.
 #![forbid(unsafe_code)]
+
+mod admin;
+mod endpoint;
+mod error;
+mod message_id;
+mod messaging;
+mod route;
+mod types;
+mod wire;
+
+pub use admin::AdminClient;
+pub use endpoint::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoints};
+pub use error::{ClientError, code_name, grpc_code_name};
+pub use message_id::MessageIdGenerator;
+pub use messaging::{
+    CLIENT_ID_HEADER, LANGUAGE_HEADER, MessagingClient, OutgoingMessage, PROTOCOL_HEADER,
+    ReceiveOptions, ReceivedMessage, SendReceipt,
+};
+pub use tern_model::{GroupName, NameError, TopicName};
+pub use types::{
+    BrokerStatus, ClusterStatus, Group, GroupDetails, GroupSpec, MessageType, Permission, QueueLag,
+    QueueRange, StoreStats, Topic, TopicDetails, TopicLag, TopicSpec,
+};

@@ -1,21 +1,134 @@
-//! Administration and everyday use against a running Tern: topics,
-//! groups, produce and consume (placeholder; being written).
+//! Administration and everyday use against a running Tern: `tern topic`,
+//! `tern group`, `tern cluster`, `tern produce` and `tern consume`.
+//!
+//! Each command connects with `tern-client` to `--endpoint`, does one
+//! thing, and prints the result as a human table or, with `--output json`,
+//! as JSON (`produce` and `consume` print JSON lines: one object per
+//! message). Failures are one line naming what was attempted and the
+//! status the server gave, and a non-zero exit.
+
+mod cluster;
+mod consume;
+mod group;
+mod output;
+mod produce;
+mod topic;
+
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use tern_client::{AdminClient, Endpoints, MessagingClient};
 
-/// The admin subcommands.
+pub use output::Output;
+
+/// Default access point of the commands, the official clients' default
+/// port on this host.
+pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:8081";
+
+/// The admin and everyday subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Manage topics (not yet written)
-    Topic(TopicArgs),
+    /// Create, update, list, describe and delete topics
+    #[command(subcommand, long_about = topic::LONG_ABOUT)]
+    Topic(topic::TopicCommand),
+
+    /// Create, update, list, describe and delete consumer groups, and see
+    /// their lag
+    #[command(subcommand, long_about = group::LONG_ABOUT)]
+    Group(group::GroupCommand),
+
+    /// Brokers and storage of a cluster
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+
+    /// Send messages to a topic: one per line of standard input, or --body
+    #[command(long_about = produce::LONG_ABOUT)]
+    Produce(produce::ProduceArgs),
+
+    /// Receive, print and acknowledge messages of a topic as a consumer
+    /// group
+    #[command(long_about = consume::LONG_ABOUT)]
+    Consume(consume::ConsumeArgs),
 }
 
-/// Arguments of `tern topic`.
-#[derive(Debug, Args)]
-pub struct TopicArgs {}
+/// Where to connect and how to print: the options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Conn {
+    /// Tern access point as HOST:PORT (optionally http://HOST:PORT);
+    /// several separated by `;` are tried in order
+    #[arg(
+        long,
+        short = 'e',
+        value_name = "HOST:PORT",
+        env = "TERN_ENDPOINT",
+        default_value = DEFAULT_ENDPOINT,
+        value_parser = parse_endpoints
+    )]
+    pub endpoint: Endpoints,
+
+    /// Output format: `table` for people, `json` for programs
+    #[arg(
+        long,
+        short = 'o',
+        value_enum,
+        env = "TERN_OUTPUT",
+        default_value_t = Output::Table
+    )]
+    pub output: Output,
+
+    /// Seconds to wait for a connection and for each call's answer
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "TERN_TIMEOUT",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub timeout: u64,
+}
+
+impl Conn {
+    fn call_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
+
+    fn connect_timeout(&self) -> Duration {
+        self.call_timeout()
+            .min(tern_client::DEFAULT_CONNECT_TIMEOUT)
+    }
+
+    async fn admin(&self) -> anyhow::Result<AdminClient> {
+        Ok(
+            AdminClient::connect_with(&self.endpoint, self.connect_timeout(), self.call_timeout())
+                .await?,
+        )
+    }
+
+    async fn messaging(&self) -> anyhow::Result<MessagingClient> {
+        Ok(MessagingClient::connect_with(
+            self.endpoint.clone(),
+            self.connect_timeout(),
+            self.call_timeout(),
+        )
+        .await?)
+    }
+}
+
+fn parse_endpoints(text: &str) -> Result<Endpoints, String> {
+    Endpoints::parse(text).map_err(|e| e.to_string())
+}
 
 pub(crate) fn run(command: AdminCommand) -> anyhow::Result<()> {
-    match command {
-        AdminCommand::Topic(_) => anyhow::bail!("`tern topic` is not written yet"),
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            AdminCommand::Topic(c) => topic::run(c).await,
+            AdminCommand::Group(c) => group::run(c).await,
+            AdminCommand::Cluster(c) => cluster::run(c).await,
+            AdminCommand::Produce(a) => produce::run(a).await,
+            AdminCommand::Consume(a) => consume::run(a).await,
+        }
+    })
 }

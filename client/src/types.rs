@@ -1,0 +1,492 @@
+//! The plain Rust values the admin client takes and returns.
+//!
+//! Conversions from protobuf live here, next to the types, and check what
+//! they convert: an unknown enum value or a negative count is an error,
+//! never a silent default.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use tern_model::{GroupName, TopicName};
+use tern_protocol::admin as pb;
+
+use crate::ClientError;
+
+/// Which kind of messages a topic accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageType {
+    /// Plain messages.
+    Normal,
+    /// Messages delivered in order within their message group.
+    Fifo,
+    /// Messages delivered at a given time.
+    Delay,
+    /// Messages committed or rolled back by a transaction.
+    Transaction,
+    /// All four kinds above.
+    Mixed,
+}
+
+impl MessageType {
+    /// Every value, in protocol order.
+    pub const ALL: [Self; 5] = [
+        Self::Normal,
+        Self::Fifo,
+        Self::Delay,
+        Self::Transaction,
+        Self::Mixed,
+    ];
+
+    /// The lower-case name used on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Fifo => "fifo",
+            Self::Delay => "delay",
+            Self::Transaction => "transaction",
+            Self::Mixed => "mixed",
+        }
+    }
+
+    fn to_pb(self) -> pb::MessageType {
+        match self {
+            Self::Normal => pb::MessageType::Normal,
+            Self::Fifo => pb::MessageType::Fifo,
+            Self::Delay => pb::MessageType::Delay,
+            Self::Transaction => pb::MessageType::Transaction,
+            Self::Mixed => pb::MessageType::Mixed,
+        }
+    }
+
+    fn from_pb(value: i32) -> Result<Self, String> {
+        match pb::MessageType::try_from(value) {
+            Ok(pb::MessageType::Normal) => Ok(Self::Normal),
+            Ok(pb::MessageType::Fifo) => Ok(Self::Fifo),
+            Ok(pb::MessageType::Delay) => Ok(Self::Delay),
+            Ok(pb::MessageType::Transaction) => Ok(Self::Transaction),
+            Ok(pb::MessageType::Mixed) => Ok(Self::Mixed),
+            Ok(pb::MessageType::Unspecified) | Err(_) => {
+                Err(format!("unknown message type {value}"))
+            }
+        }
+    }
+}
+
+/// Whether clients may send to and receive from a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permission {
+    /// Send and receive.
+    ReadWrite,
+    /// Receive only.
+    Read,
+    /// Send only.
+    Write,
+}
+
+impl Permission {
+    /// Every value.
+    pub const ALL: [Self; 3] = [Self::ReadWrite, Self::Read, Self::Write];
+
+    /// The name used on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadWrite => "read-write",
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+
+    fn to_pb(self) -> pb::Permission {
+        match self {
+            Self::ReadWrite => pb::Permission::ReadWrite,
+            Self::Read => pb::Permission::Read,
+            Self::Write => pb::Permission::Write,
+        }
+    }
+
+    fn from_pb(value: i32) -> Result<Self, String> {
+        match pb::Permission::try_from(value) {
+            Ok(pb::Permission::ReadWrite) => Ok(Self::ReadWrite),
+            Ok(pb::Permission::Read) => Ok(Self::Read),
+            Ok(pb::Permission::Write) => Ok(Self::Write),
+            Ok(pb::Permission::Unspecified) | Err(_) => Err(format!("unknown permission {value}")),
+        }
+    }
+}
+
+macro_rules! text_enum {
+    ($ty:ident, $what:literal) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = ClientError;
+
+            fn from_str(s: &str) -> Result<Self, ClientError> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                        ClientError::InvalidArgument(format!(
+                            "unknown {} `{s}`; expected one of {}",
+                            $what,
+                            names.join(", ")
+                        ))
+                    })
+            }
+        }
+    };
+}
+
+text_enum!(MessageType, "message type");
+text_enum!(Permission, "permission");
+
+/// A topic's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Topic {
+    /// The topic's name.
+    pub name: TopicName,
+    /// Number of queues.
+    pub queues: u32,
+    /// Which messages it accepts.
+    pub message_type: MessageType,
+    /// Who may send and receive.
+    pub permission: Permission,
+}
+
+/// A topic to create or an update to one: `None` means the broker's
+/// default (create) or the current value (update).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// The topic's name.
+    pub name: TopicName,
+    /// Number of queues; must be at least 1 when given.
+    pub queues: Option<u32>,
+    /// Which messages it accepts.
+    pub message_type: Option<MessageType>,
+    /// Who may send and receive.
+    pub permission: Option<Permission>,
+}
+
+impl TopicSpec {
+    /// A spec naming `name` and leaving everything else unset.
+    pub fn new(name: TopicName) -> Self {
+        Self {
+            name,
+            queues: None,
+            message_type: None,
+            permission: None,
+        }
+    }
+
+    pub(crate) fn to_pb(&self) -> Result<pb::Topic, ClientError> {
+        let queue_count = match self.queues {
+            None => 0,
+            Some(0) => {
+                return Err(ClientError::InvalidArgument(
+                    "a topic needs at least 1 queue".into(),
+                ));
+            }
+            Some(n) => i32::try_from(n).map_err(|_| {
+                ClientError::InvalidArgument(format!("{n} queues is more than a topic can have"))
+            })?,
+        };
+        Ok(pb::Topic {
+            name: self.name.to_string(),
+            queue_count,
+            message_type: self.message_type.map_or(0, |t| t.to_pb() as i32),
+            permission: self.permission.map_or(0, |p| p.to_pb() as i32),
+        })
+    }
+}
+
+/// The stored range of one queue of a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueRange {
+    /// The queue's id.
+    pub queue_id: u32,
+    /// Offset of the oldest message still stored.
+    pub min_offset: u64,
+    /// Offset the next message will get.
+    pub max_offset: u64,
+}
+
+/// A topic and its queues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicDetails {
+    /// The topic's settings.
+    pub topic: Topic,
+    /// Its queues, by id.
+    pub queues: Vec<QueueRange>,
+}
+
+/// A consumer group's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// The group's name.
+    pub name: GroupName,
+    /// Messages of one message group are delivered in order, one at a time.
+    pub fifo: bool,
+    /// Redeliveries before a message goes to the dead-letter queue.
+    pub max_retries: u32,
+}
+
+/// A group to create or an update to one: `None` means the broker's default
+/// (create) or the current value (update).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    /// The group's name.
+    pub name: GroupName,
+    /// FIFO delivery.
+    pub fifo: Option<bool>,
+    /// Redeliveries before dead-lettering; must be at least 1 when given.
+    pub max_retries: Option<u32>,
+}
+
+impl GroupSpec {
+    /// A spec naming `name` and leaving everything else unset.
+    pub fn new(name: GroupName) -> Self {
+        Self {
+            name,
+            fifo: None,
+            max_retries: None,
+        }
+    }
+}
+
+/// A group's progress in one queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueLag {
+    /// The queue's id.
+    pub queue_id: u32,
+    /// Offset the next message stored in the queue will get.
+    pub broker_offset: u64,
+    /// The group's committed offset, if it ever committed one here.
+    pub consumer_offset: Option<u64>,
+    /// Messages stored and not yet consumed by the group.
+    pub lag: u64,
+    /// Messages received by the group and not yet acknowledged.
+    pub inflight: u64,
+}
+
+/// A group's progress in the queues of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicLag {
+    /// The topic.
+    pub topic: TopicName,
+    /// One entry per queue.
+    pub queues: Vec<QueueLag>,
+}
+
+/// A group and its progress in every topic it consumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupDetails {
+    /// The group's settings.
+    pub group: Group,
+    /// One entry per topic, sorted by name.
+    pub topics: Vec<TopicLag>,
+}
+
+impl GroupDetails {
+    /// The group's total lag over every topic and queue.
+    pub fn total_lag(&self) -> u64 {
+        self.topics
+            .iter()
+            .flat_map(|t| &t.queues)
+            .map(|q| q.lag)
+            .sum()
+    }
+}
+
+/// Storage figures of one broker; offsets are byte positions in its
+/// commit log.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StoreStats {
+    /// First byte still stored.
+    pub min_offset: u64,
+    /// End of the written data.
+    pub max_offset: u64,
+    /// End of the data known to be on disk.
+    pub flushed_offset: u64,
+    /// Share of the store's file system in use, 0.0 to 1.0.
+    pub disk_usage: f64,
+    /// The disk is past its hard limit: sends are refused.
+    pub disk_full: bool,
+}
+
+/// One broker of a cluster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BrokerStatus {
+    /// The broker's name.
+    pub name: String,
+    /// Where clients reach it, as `host:port`.
+    pub endpoints: Vec<String>,
+    /// Topics it serves.
+    pub topic_count: u32,
+    /// Its storage, if it reported it.
+    pub store: Option<StoreStats>,
+}
+
+/// The brokers of a cluster as the endpoint sees them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterStatus {
+    /// Every broker.
+    pub brokers: Vec<BrokerStatus>,
+}
+
+// ---------------------------------------------------------------------------
+// From protobuf, checked
+// ---------------------------------------------------------------------------
+
+fn count(what: &str, value: i32) -> Result<u32, String> {
+    u32::try_from(value).map_err(|_| format!("{what} is negative ({value})"))
+}
+
+pub(crate) fn topic_from(t: pb::Topic) -> Result<Topic, String> {
+    Ok(Topic {
+        name: TopicName::new(t.name).map_err(|e| e.to_string())?,
+        queues: count("queue count", t.queue_count)?,
+        message_type: MessageType::from_pb(t.message_type)?,
+        permission: Permission::from_pb(t.permission)?,
+    })
+}
+
+pub(crate) fn queue_range_from(q: &pb::TopicQueue) -> Result<QueueRange, String> {
+    Ok(QueueRange {
+        queue_id: count("queue id", q.queue_id)?,
+        min_offset: q.min_offset,
+        max_offset: q.max_offset,
+    })
+}
+
+pub(crate) fn group_from(g: pb::Group) -> Result<Group, String> {
+    Ok(Group {
+        name: GroupName::new(g.name).map_err(|e| e.to_string())?,
+        fifo: g.fifo,
+        max_retries: count("max retries", g.max_retries)?,
+    })
+}
+
+pub(crate) fn group_to_pb(spec: &GroupSpec) -> Result<pb::Group, ClientError> {
+    let max_retries = match spec.max_retries {
+        None => 0,
+        Some(0) => {
+            return Err(ClientError::InvalidArgument(
+                "max retries must be at least 1".into(),
+            ));
+        }
+        Some(n) => i32::try_from(n)
+            .map_err(|_| ClientError::InvalidArgument(format!("max retries {n} is too large")))?,
+    };
+    Ok(pb::Group {
+        name: spec.name.to_string(),
+        fifo: spec.fifo.unwrap_or(false),
+        max_retries,
+    })
+}
+
+pub(crate) fn topic_lag_from(t: pb::TopicLag) -> Result<TopicLag, String> {
+    let queues = t
+        .queues
+        .iter()
+        .map(|q| {
+            Ok(QueueLag {
+                queue_id: count("queue id", q.queue_id)?,
+                broker_offset: q.broker_offset,
+                consumer_offset: q.consumer_offset,
+                lag: q.lag,
+                inflight: q.inflight,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(TopicLag {
+        topic: TopicName::new(t.topic).map_err(|e| e.to_string())?,
+        queues,
+    })
+}
+
+pub(crate) fn broker_from(b: pb::BrokerStatus) -> Result<BrokerStatus, String> {
+    Ok(BrokerStatus {
+        name: b.name,
+        endpoints: b.endpoints,
+        topic_count: count("topic count", b.topic_count)?,
+        store: b.store.map(|s| StoreStats {
+            min_offset: s.min_offset,
+            max_offset: s.max_offset,
+            flushed_offset: s.flushed_offset,
+            disk_usage: s.disk_usage,
+            disk_full: s.disk_full,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_parse_their_names() {
+        for t in MessageType::ALL {
+            assert_eq!(t.as_str().parse::<MessageType>().unwrap(), t);
+            assert_eq!(MessageType::from_pb(t.to_pb() as i32).unwrap(), t);
+        }
+        for p in Permission::ALL {
+            assert_eq!(p.as_str().parse::<Permission>().unwrap(), p);
+            assert_eq!(Permission::from_pb(p.to_pb() as i32).unwrap(), p);
+        }
+        assert_eq!("FIFO".parse::<MessageType>().unwrap(), MessageType::Fifo);
+        let err = "batch".parse::<MessageType>().unwrap_err().to_string();
+        assert!(
+            err.contains("normal, fifo, delay, transaction, mixed"),
+            "{err}"
+        );
+        assert!(MessageType::from_pb(0).is_err());
+        assert!(Permission::from_pb(99).is_err());
+    }
+
+    #[test]
+    fn specs_check_their_numbers() {
+        let name = TopicName::new("orders").unwrap();
+        let mut spec = TopicSpec::new(name);
+        let pb = spec.to_pb().unwrap();
+        assert_eq!((pb.queue_count, pb.message_type, pb.permission), (0, 0, 0));
+        spec.queues = Some(0);
+        assert!(spec.to_pb().is_err());
+        spec.queues = Some(u32::MAX);
+        assert!(spec.to_pb().is_err());
+        spec.queues = Some(4);
+        spec.message_type = Some(MessageType::Fifo);
+        let pb = spec.to_pb().unwrap();
+        assert_eq!(pb.queue_count, 4);
+        assert_eq!(pb.message_type, pb::MessageType::Fifo as i32);
+
+        let mut g = GroupSpec::new(GroupName::new("billing").unwrap());
+        assert_eq!(group_to_pb(&g).unwrap().max_retries, 0);
+        g.max_retries = Some(0);
+        assert!(group_to_pb(&g).is_err());
+    }
+
+    #[test]
+    fn responses_are_checked() {
+        let bad = pb::Topic {
+            name: "orders".into(),
+            queue_count: -1,
+            message_type: 1,
+            permission: 1,
+        };
+        assert!(topic_from(bad).unwrap_err().contains("negative"));
+        let bad_name = pb::Group {
+            name: "no spaces".into(),
+            fifo: false,
+            max_retries: 3,
+        };
+        assert!(group_from(bad_name).is_err());
+    }
+}
