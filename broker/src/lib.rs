@@ -20,27 +20,33 @@
 //!
 //! - [`grpc`]: the `apache.rocketmq.v2.MessagingService` ([`grpc::Messaging`]:
 //!   the telemetry settings handshake, routes and assignments, send,
-//!   receive with long polling, ack, change of invisibility, dead-letter
-//!   forwarding, heartbeat) and Tern's `TernAdmin` service
+//!   receive with notified long polling and `auto_renew`, ack, change of
+//!   invisibility, dead-letter forwarding, offset-based pull and offsets,
+//!   heartbeat, back-pressure on send) and Tern's `TernAdmin` service
 //!   ([`grpc::Admin`]: topics, groups with lag, cluster status). Protobuf
 //!   requests become validated values at the edge, and [`BrokerError`] is
 //!   mapped to RocketMQ status codes in one place;
+//! - [`metrics`]: Prometheus metrics and the HTTP port serving them with
+//!   `/healthz` and `/readyz`;
+//! - [`cluster`]: with name servers configured, registration of the
+//!   topic and group table with each of them (streamed in chunks),
+//!   heartbeats, and routes and assignments across all brokers;
 //! - [`Broker`]: opens the store, registry and consumption state of one
-//!   data directory and serves both services with tonic, with a graceful
-//!   shutdown.
+//!   data directory and serves both services with tonic (and the HTTP
+//!   port if configured), with a graceful shutdown.
 //!
 //! Still to come: FIFO ordering by message group, delay and transaction
-//! messages, SQL filters, offset-based pull (PullMessage, UpdateOffset,
-//! GetOffset, QueryOffset answer NOT_IMPLEMENTED), renewal of invisibility
-//! for push consumers, TLS and authentication, and metrics.
+//! messages, SQL filters, TLS and authentication.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 mod codec;
 pub mod error;
 pub mod filter;
 mod fsutil;
 pub mod grpc;
 pub mod meta;
+pub mod metrics;
 pub mod pop;
 pub mod receipt;
 mod server;

@@ -59,6 +59,10 @@ pub enum ReceiptError {
     /// redelivered, or its invisibility was changed since.
     #[error("receipt handle is stale: the delivery it names is no longer current")]
     Stale,
+    /// Genuine, but issued to another consumer group or for another topic
+    /// than the request names.
+    #[error("receipt handle was issued to group {group} for topic {topic}, not to this request's")]
+    NotOwner { group: String, topic: String },
 }
 
 const VERSION: u8 = 1;

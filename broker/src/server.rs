@@ -13,12 +13,22 @@ use tern_protocol::admin::tern_admin_server::TernAdminServer;
 use tern_protocol::v2::messaging_service_server::MessagingServiceServer;
 use tern_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::error::{BrokerError, Result};
 use crate::grpc::{Admin, Messaging, ServiceConfig};
 use crate::meta::Registry;
+use crate::metrics::{Health, HttpState, Metrics, serve_http};
 use crate::pop::{Pop, PopConfig};
+
+/// Largest gRPC request the messaging service decodes: a batch of
+/// messages may carry several bodies of the largest size, so the limit is
+/// well above the body limit (64 MiB, or the body limit plus 1 MiB if
+/// larger). Bodies over the body limit still get MESSAGE_BODY_TOO_LARGE
+/// from validation, not a transport error.
+fn max_request_bytes(max_body_bytes: usize) -> usize {
+    (64 << 20).max(max_body_bytes.saturating_add(1 << 20))
+}
 
 /// How long closing waits for the last users of the core to let go.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +44,26 @@ pub struct BrokerConfig {
     /// address they dialled. Default: the address the listener is bound
     /// to.
     pub advertised_address: Option<String>,
+    /// HTTP `host:port` serving `/metrics`, `/healthz` and `/readyz`.
+    /// Default unset: no HTTP port.
+    pub metrics_listen: Option<String>,
+    /// Back-pressure: sends are refused with TOO_MANY_REQUESTS while this
+    /// many commit-log bytes wait for an fsync. Default 256 MiB.
+    pub max_unflushed_bytes: u64,
+    /// Back-pressure: sends are refused with TOO_MANY_REQUESTS while this
+    /// many sends wait for their append (under `sync`, their group
+    /// commit). Default 10 000.
+    pub max_pending_sends: usize,
+    /// Invisibility of messages received with `auto_renew` (push
+    /// consumers), renewed while the client is alive. Default 60 s.
+    pub auto_renew_invisible: Duration,
+    /// The cluster the broker registers in. Default `tern`.
+    pub cluster: String,
+    /// `host:port` of the name servers to register with. Default empty:
+    /// no registration, and routes name this broker only.
+    pub nameservers: Vec<String>,
+    /// Time between heartbeats to each name server. Default 30 s.
+    pub heartbeat_interval: Duration,
 }
 
 impl BrokerConfig {
@@ -43,6 +73,13 @@ impl BrokerConfig {
             store,
             name: "tern-0".to_owned(),
             advertised_address: None,
+            metrics_listen: None,
+            max_unflushed_bytes: ServiceConfig::DEFAULT_MAX_UNFLUSHED_BYTES,
+            max_pending_sends: ServiceConfig::DEFAULT_MAX_PENDING_SENDS,
+            auto_renew_invisible: crate::grpc::DEFAULT_INVISIBLE,
+            cluster: "tern".to_owned(),
+            nameservers: Vec::new(),
+            heartbeat_interval: Duration::from_secs(30),
         }
     }
 }
@@ -101,36 +138,88 @@ impl Broker {
             .advertised_address
             .clone()
             .unwrap_or_else(|| local.to_string());
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::default());
+        let service_cfg = ServiceConfig {
+            max_unflushed_bytes: self.cfg.max_unflushed_bytes,
+            max_pending_sends: self.cfg.max_pending_sends,
+            auto_renew_invisible: self.cfg.auto_renew_invisible,
+            cluster: crate::cluster::routes(&self.cfg.nameservers)?,
+            ..ServiceConfig::new(
+                self.cfg.name.clone(),
+                advertised.clone(),
+                self.cfg.store.max_body_bytes,
+            )
+        };
         let messaging = Messaging::new(
             Arc::clone(&self.store),
             Arc::clone(&self.registry),
             Arc::clone(&self.pop),
-            ServiceConfig {
-                broker_name: self.cfg.name.clone(),
-                advertised_address: advertised.clone(),
-                max_body_bytes: self.cfg.store.max_body_bytes,
-            },
+            service_cfg,
+            Arc::clone(&metrics),
         );
+        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = match &self.cfg.metrics_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr.as_str()).await.map_err(|e| {
+                    BrokerError::Failed(format!("cannot listen for HTTP on {addr}: {e}"))
+                })?;
+                let bound = l
+                    .local_addr()
+                    .map_or_else(|_| addr.clone(), |a| a.to_string());
+                tracing::info!(address = %bound, "serving /metrics, /healthz and /readyz");
+                let state = HttpState {
+                    metrics,
+                    store: Arc::clone(&self.store),
+                    registry: Arc::clone(&self.registry),
+                    pop: Arc::clone(&self.pop),
+                    data_dir: self.cfg.store.dir.clone(),
+                    health: Arc::clone(&health),
+                };
+                Some(tokio::spawn(serve_http(l, state, async {
+                    let _ = http_stopped.await;
+                })))
+            }
+            None => None,
+        };
         let admin = Admin::new(
             Arc::clone(&self.store),
             Arc::clone(&self.registry),
             Arc::clone(&self.pop),
             self.cfg.name.clone(),
-            vec![advertised],
+            vec![advertised.clone()],
             self.cfg.store.dir.clone(),
         );
         let closer = messaging.clone();
+        let unready = Arc::clone(&health);
         let shutdown = async move {
             shutdown.await;
+            unready.set_ready(false);
             tracing::info!("shutting down: no new connections; finishing calls in flight");
             closer.close_streams();
         };
+        let membership =
+            crate::cluster::Membership::start(&self.cfg, &advertised, Arc::clone(&self.registry))?;
+        // Spawned last: nothing below returns early and leaves it running.
+        let renewals = tokio::spawn(messaging.clone().run_renewals());
+        health.set_ready(true);
         let served = tonic::transport::Server::builder()
-            .add_service(MessagingServiceServer::new(messaging))
+            .add_service(
+                MessagingServiceServer::new(messaging)
+                    .max_decoding_message_size(max_request_bytes(self.cfg.store.max_body_bytes)),
+            )
             .add_service(TernAdminServer::new(admin))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await
             .map_err(|e| BrokerError::Failed(format!("gRPC server failed: {e}")));
+        health.set_ready(false);
+        messaging_done(renewals, http_stop, http).await;
+        if let Some(m) = membership {
+            m.stop().await;
+        }
         let closed = tokio::task::spawn_blocking(move || self.close())
             .await
             .unwrap_or_else(|e| Err(BrokerError::Failed(format!("closing task failed: {e}"))));
@@ -156,6 +245,24 @@ impl Broker {
             None => Ok(()),
         };
         pop_closed.and(store_closed)
+    }
+}
+
+/// Stops the renewal task and the HTTP server (which hold the core) after
+/// the gRPC server has finished.
+async fn messaging_done(
+    renewals: tokio::task::JoinHandle<()>,
+    http_stop: tokio::sync::oneshot::Sender<()>,
+    http: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+) {
+    let _ = renewals.await;
+    let _ = http_stop.send(());
+    if let Some(h) = http {
+        match h.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP server failed"),
+            Err(e) => tracing::warn!(error = %e, "the HTTP server task failed"),
+        }
     }
 }
 

@@ -277,11 +277,22 @@ async fn refusals_have_the_right_codes() {
         .into_inner();
     assert_eq!(code(r.status.as_ref()), Code::ClientIdRequired as i32);
 
-    // Not implemented yet: answered, not failed.
+    // A request without its queue is refused in the body, not failed.
     let r = c
         .get_offset(req(GetOffsetRequest {
             group: res("g1"),
             message_queue: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(r.status.as_ref()), Code::BadRequest as i32);
+
+    // Not implemented yet: answered, not failed.
+    let r = c
+        .end_transaction(req(EndTransactionRequest {
+            topic: res("t"),
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -382,7 +393,8 @@ async fn forward_to_dead_letter_queue_and_admin() {
         .unwrap()
         .into_inner();
     assert_eq!(d.queues.len(), 2);
-    assert_eq!(d.queues[1].max_offset, 1);
+    // One message stored, in whichever queue the broker chose.
+    assert_eq!(d.queues.iter().map(|q| q.max_offset).sum::<u64>(), 1);
     let missing = admin
         .describe_topic(DescribeTopicRequest {
             name: "nope".into(),
@@ -402,4 +414,42 @@ async fn forward_to_dead_letter_queue_and_admin() {
     let usage = b.store.as_ref().unwrap().disk_usage;
     assert!((0.0..=1.0).contains(&usage), "{usage}");
     server.stop().await;
+}
+
+/// The broker chooses the queue of each send request in turn, whatever
+/// `queue_id` the client left (Go and Python leave it 0), so load spreads
+/// over every queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sends_spread_over_all_queues() {
+    let server = Server::start().await;
+    server.create_topic("spread", 4).await;
+    let mut c = server.client().await;
+    for i in 0..8 {
+        let r = c
+            .send_message(req(SendMessageRequest {
+                messages: vec![msg("spread", 0, &format!("S{i}"), b"x")],
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(r.status.as_ref()), Code::Ok as i32);
+    }
+    // Acknowledged sends become readable once dispatched: wait for all 8.
+    let mut admin = server.admin().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let per_queue = loop {
+        let d = admin
+            .describe_topic(DescribeTopicRequest {
+                name: "spread".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let per_queue: Vec<u64> = d.queues.iter().map(|q| q.max_offset).collect();
+        if per_queue.iter().sum::<u64>() == 8 || std::time::Instant::now() > deadline {
+            break per_queue;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(per_queue, vec![2, 2, 2, 2]);
 }

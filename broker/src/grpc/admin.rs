@@ -57,7 +57,7 @@ impl Admin {
 
 /// Share of the file system holding `dir` that is in use, 0.0 to 1.0 (as
 /// `df` counts it); 0.0 if it cannot be read.
-fn disk_usage(dir: &Path) -> f64 {
+pub(crate) fn disk_usage(dir: &Path) -> f64 {
     let Ok(st) = rustix::fs::statvfs(dir) else {
         return 0.0;
     };
@@ -151,8 +151,7 @@ fn group_in(g: Option<Group>, retries_if_zero: u32) -> Result<GroupConfig, Statu
 
 impl Admin {
     fn lag(&self, group: &str) -> Vec<TopicLag> {
-        self.store
-            .group_offsets(group)
+        crate::metrics::group_positions(&self.store, &self.pop, group)
             .into_iter()
             .map(|(topic, offsets)| {
                 let stats = self.pop.stats(group, &topic);

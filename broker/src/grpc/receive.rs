@@ -6,18 +6,17 @@ use tern_protocol::v2::{
     Code, FilterType, ReceiveMessageRequest, ReceiveMessageResponse, Status,
     receive_message_response::Content,
 };
+use tokio::sync::watch;
 use tonic::metadata::MetadataMap;
 
 use super::convert::{duration_ms, group_name, message_out, now_ms, timestamp, topic_name};
 use super::status::{Client, ok};
-use super::{DEFAULT_INVISIBLE, MAX_LONG_POLLING, Messaging, blocking};
+use super::{DEFAULT_INVISIBLE, MAX_LONG_POLLING, MIN_LONG_POLLING, Messaging, blocking};
 use crate::filter::TagFilter;
 use crate::meta::GroupConfig;
 
-/// Pause between two tries of a long poll.
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Part of the client's deadline kept for the answer to reach it.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+pub(super) const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 /// Most messages one receive returns.
 const MAX_BATCH: usize = 1024;
 
@@ -71,6 +70,7 @@ impl Messaging {
         let max = usize::try_from(req.batch_size)
             .unwrap_or(0)
             .clamp(1, MAX_BATCH);
+        let renew = req.auto_renew;
         let invisible_ms = match &req.invisible_duration {
             Some(d) if duration_ms(d) > 0 => duration_ms(d),
             Some(d) => {
@@ -82,50 +82,114 @@ impl Messaging {
                     ),
                 ));
             }
+            None if renew => i64::try_from(sh.renewals.period().as_millis()).unwrap_or(60_000),
             None => i64::try_from(DEFAULT_INVISIBLE.as_millis()).unwrap_or(60_000),
         };
-        let queue = u32::try_from(mq.id).ok();
-        let mut poll = req
-            .long_polling_timeout
-            .as_ref()
-            .map_or(MAX_LONG_POLLING, |d| {
-                Duration::from_millis(u64::try_from(duration_ms(d)).unwrap_or(0))
-            })
-            .min(MAX_LONG_POLLING);
-        if let Some(d) = deadline {
-            poll = poll.min(d.saturating_sub(DEADLINE_MARGIN));
-        }
+        // Every queue of the topic on this broker, whichever one the client
+        // named (as the reference proxy pops with queue -1): sends are
+        // spread over all queues, and a client polling one queue at a time
+        // must not wait on an empty one while others hold messages.
+        let queue = None;
+        let poll = polling_time(c, req.long_polling_timeout.as_ref(), deadline)?;
+        let tname = topic.name().to_string();
+        let gname = group.name().to_string();
+        let mut woken = sh.wakers.subscribe(&tname);
         loop {
+            woken.borrow_and_update();
             let (pop, g, t, f) = (sh.pop.clone(), group.clone(), topic.clone(), filter.clone());
             let now = now_ms();
-            let got = blocking(move || pop.receive(&g, &t, queue, max, invisible_ms, &f, now))
-                .await
-                .map_err(|e| c.error(&e))?;
+            let (got, expiry) = blocking(move || {
+                let got = pop.receive(&g, &t, queue, max, invisible_ms, &f, now)?;
+                let expiry = if got.is_empty() {
+                    pop.next_expiry(g.name().as_str(), t.name().as_str())
+                } else {
+                    None
+                };
+                Ok((got, expiry))
+            })
+            .await
+            .map_err(|e| c.error(&e))?;
             if !got.is_empty() {
+                if renew {
+                    sh.renewals
+                        .track(&c.id, got.iter().map(|d| d.receipt.clone()));
+                }
                 let mut items = Vec::with_capacity(got.len() + 2);
                 items.push(item(Content::Status(ok())));
-                items.extend(
-                    got.into_iter()
-                        .map(|d| item(Content::Message(message_out(d, now)))),
-                );
+                for d in got {
+                    sh.metrics
+                        .delivered(&gname, &tname, d.message.message.body.len());
+                    items.push(item(Content::Message(message_out(d, now))));
+                }
                 items.push(item(Content::DeliveryTimestamp(timestamp(now))));
                 return Ok(items);
             }
-            if started.elapsed() + POLL_INTERVAL > poll {
+            let mut left = poll.saturating_sub(started.elapsed());
+            // An in-flight message becoming visible again also ends the wait.
+            // (At least 100 ms: a FIFO queue may hold an expired message
+            // back behind an earlier one.)
+            if let Some(at) = expiry {
+                let ms = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                left = left.min(Duration::from_millis(ms.max(100)));
+            }
+            if left.is_zero() || !self.wait(&mut woken, left).await {
                 return Err(c.status(Code::MessageNotFound, "no new message"));
             }
-            tokio::select! {
-                () = tokio::time::sleep(POLL_INTERVAL) => {}
-                () = self.closed() => {
-                    return Err(c.status(Code::MessageNotFound, "the broker is shutting down"));
+        }
+    }
+
+    /// Waits until `woken` changes or `most` passes: `true`; `false` if
+    /// the broker is shutting down.
+    pub(super) async fn wait(&self, woken: &mut watch::Receiver<u64>, most: Duration) -> bool {
+        tokio::select! {
+            r = woken.changed() => {
+                if r.is_err() {
+                    // Cannot happen (the broker keeps every sender), but
+                    // never spin.
+                    tokio::time::sleep(most).await;
                 }
+                true
             }
+            () = tokio::time::sleep(most) => true,
+            () = self.closed() => false,
         }
     }
 }
 
+/// The long-polling time of a receive, as the reference server has it:
+/// the requested time (20 s if none) clamped to 5..=20 s, then cut to the
+/// client's remaining gRPC deadline (less a margin for the answer to
+/// travel); `ILLEGAL_POLLING_TIME` if that leaves less than 5 s.
+fn polling_time(
+    c: &Client,
+    asked: Option<&prost_types::Duration>,
+    deadline: Option<Duration>,
+) -> Result<Duration, Status> {
+    let asked = asked.map_or(MAX_LONG_POLLING, |d| {
+        Duration::from_millis(u64::try_from(duration_ms(d)).unwrap_or(0))
+    });
+    let poll = asked.clamp(MIN_LONG_POLLING, MAX_LONG_POLLING);
+    let Some(left) = deadline.map(|d| d.saturating_sub(DEADLINE_MARGIN)) else {
+        return Ok(poll);
+    };
+    if left >= poll {
+        Ok(poll)
+    } else if left >= MIN_LONG_POLLING {
+        Ok(left)
+    } else {
+        Err(c.status(
+            Code::IllegalPollingTime,
+            format!(
+                "the call's deadline leaves {} ms for long polling; at least {} ms are needed",
+                left.as_millis(),
+                MIN_LONG_POLLING.as_millis()
+            ),
+        ))
+    }
+}
+
 /// The tag filter of a request; `*` when none is given.
-fn filter(
+pub(super) fn filter(
     c: &Client,
     f: Option<&tern_protocol::v2::FilterExpression>,
 ) -> Result<TagFilter, Status> {
@@ -168,6 +232,42 @@ pub(super) fn grpc_deadline(md: &MetadataMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn secs(n: i64) -> prost_types::Duration {
+        prost_types::Duration {
+            seconds: n,
+            nanos: 0,
+        }
+    }
+
+    #[test]
+    fn polling_time_is_clamped() {
+        let (java, rust) = (
+            Client {
+                id: "c".into(),
+                legacy: false,
+            },
+            Client {
+                id: "c".into(),
+                legacy: true,
+            },
+        );
+        let s = Duration::from_secs;
+        let poll = |asked: Option<i64>, deadline: Option<u64>| {
+            polling_time(&java, asked.map(secs).as_ref(), deadline.map(s))
+        };
+        assert_eq!(poll(None, None).unwrap(), s(20));
+        assert_eq!(poll(Some(1), None).unwrap(), s(5));
+        assert_eq!(poll(Some(30), None).unwrap(), s(20));
+        assert_eq!(poll(Some(10), Some(40)).unwrap(), s(10));
+        // Cut to the deadline less the margin.
+        assert_eq!(poll(Some(20), Some(8)).unwrap(), s(8) - DEADLINE_MARGIN);
+        let e = poll(Some(20), Some(5)).unwrap_err();
+        assert_eq!(e.code, Code::IllegalPollingTime as i32);
+        // 40018 is in the Rust SDK's enum: no older code needed.
+        let e = polling_time(&rust, None, Some(s(1))).unwrap_err();
+        assert_eq!(e.code, Code::IllegalPollingTime as i32);
+    }
 
     #[test]
     fn parses_grpc_timeout() {

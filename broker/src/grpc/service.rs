@@ -1,12 +1,16 @@
 //! `impl MessagingService for Messaging`: the 17 RPCs.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tern_protocol::v2::messaging_service_server::MessagingService;
 use tern_protocol::v2::*;
-use tokio_stream::Iter;
+
+use tokio_stream::{Iter, Stream};
 use tonic::{Request, Response, Streaming};
 
 use super::convert::{accepted_types, endpoints, group_name, now_ms, permission, topic_name};
 use super::receive::grpc_deadline;
+use super::renew::StreamGuard;
 use super::status::{Client, ok, overall};
 use super::telemetry::TelemetryStream;
 use super::{Messaging, blocking};
@@ -33,6 +37,20 @@ fn not_implemented(rpc: &str) -> Status {
     )
 }
 
+/// The validated group and topic a settling request (ack, change
+/// invisibility, dead-letter) names; its receipt handles must have been
+/// issued to them.
+fn owner(
+    c: &Client,
+    group: Option<&Resource>,
+    topic: Option<&Resource>,
+) -> Result<(String, String), Status> {
+    Ok((
+        group_name(c, group)?.to_string(),
+        topic_name(c, topic)?.to_string(),
+    ))
+}
+
 /// Evaluates to the caller, or returns the response `$make(status)`.
 macro_rules! client {
     ($req:expr, $make:expr) => {
@@ -44,17 +62,111 @@ macro_rules! client {
 }
 
 impl Messaging {
-    fn route(&self, c: &Client, req: &QueryRouteRequest) -> Result<Vec<MessageQueue>, Status> {
+    /// The topic's route. Without name servers: this broker's queues, at
+    /// the endpoints the client dialled. With them: every live broker's
+    /// queues as the name servers know them, this broker's own from its
+    /// registry (all at their advertised addresses, as the name servers
+    /// give them); if no name server answers, this broker's queues alone.
+    async fn route(
+        &self,
+        c: &Client,
+        req: &QueryRouteRequest,
+    ) -> Result<Vec<MessageQueue>, Status> {
         let name = topic_name(c, req.topic.as_ref())?;
-        let topic = self
+        let local = self.shared.registry.topic(name.as_str());
+        let remote = match &self.shared.cfg.cluster {
+            Some(cluster) => cluster.route(name.as_str()).await,
+            None => None,
+        };
+        let Some(remote) = remote else {
+            let topic = local.map_err(|e| c.error(&e))?;
+            return Ok(self.queues(&topic, &self.broker(req.endpoints.as_ref())));
+        };
+        let own = &self.shared.cfg.broker_name;
+        let mut queues = match &local {
+            Ok(topic) => self.queues(topic, &self.broker(None)),
+            Err(_) => Vec::new(),
+        };
+        for r in remote.iter().filter(|r| &r.broker != own) {
+            let broker = Broker {
+                name: r.broker.clone(),
+                id: 0,
+                endpoints: r.endpoints.first().and_then(|e| endpoints(e)),
+            };
+            queues.extend(self.queues(&r.topic, &broker));
+        }
+        match local {
+            Err(e) if queues.is_empty() => Err(c.error(&e)),
+            _ => Ok(queues),
+        }
+    }
+
+    /// Assignments for a push consumer. Without name servers, or when
+    /// none answers: this broker's ([`Messaging::assignment`]). With
+    /// them: every readable broker's, in the same shape (the whole broker
+    /// as queue -1, or each queue for a FIFO group), this broker's at its
+    /// advertised address, since clients ask any broker of the route.
+    async fn cluster_assignment(
+        &self,
+        c: &Client,
+        req: &QueryAssignmentRequest,
+    ) -> Result<Vec<Assignment>, Status> {
+        let remote = match &self.shared.cfg.cluster {
+            Some(cluster) => {
+                let name = topic_name(c, req.topic.as_ref())?;
+                cluster.route(name.as_str()).await
+            }
+            None => None,
+        };
+        let Some(remote) = remote else {
+            return self.assignment(c, req);
+        };
+        let group = group_name(c, req.group.as_ref())?;
+        let fifo = self
             .shared
             .registry
-            .topic(name.as_str())
-            .map_err(|e| c.error(&e))?;
-        let broker = self.broker(req.endpoints.as_ref());
-        Ok((0..topic.queues())
-            .map(|id| self.queue(&topic, i32::try_from(id).unwrap_or(i32::MAX), &broker))
-            .collect())
+            .group(group.as_str())
+            .is_ok_and(|g| g.fifo());
+        let own = &self.shared.cfg.broker_name;
+        let local = self.assignment(
+            c,
+            &QueryAssignmentRequest {
+                endpoints: None,
+                ..req.clone()
+            },
+        );
+        let mut out = local.clone().unwrap_or_default();
+        for r in remote
+            .iter()
+            .filter(|r| &r.broker != own && r.topic.permission().readable())
+        {
+            let broker = Broker {
+                name: r.broker.clone(),
+                id: 0,
+                endpoints: r.endpoints.first().and_then(|e| endpoints(e)),
+            };
+            let ids: Vec<i32> = if fifo {
+                (0..r.topic.queues())
+                    .map(|q| i32::try_from(q).unwrap_or(i32::MAX))
+                    .collect()
+            } else {
+                vec![-1]
+            };
+            out.extend(ids.into_iter().map(|id| Assignment {
+                message_queue: Some(self.queue(&r.topic, id, &broker)),
+            }));
+        }
+        match local {
+            Err(s) if out.is_empty() => Err(s),
+            _ => Ok(out),
+        }
+    }
+
+    /// Every queue of `topic` on `broker`.
+    fn queues(&self, topic: &TopicConfig, broker: &Broker) -> Vec<MessageQueue> {
+        (0..topic.queues())
+            .map(|id| self.queue(topic, i32::try_from(id).unwrap_or(i32::MAX), broker))
+            .collect()
     }
 
     /// This broker, reachable at the endpoints the client dialled, else
@@ -115,15 +227,33 @@ impl Messaging {
     }
 
     async fn ack(&self, c: &Client, req: AckMessageRequest) -> AckMessageResponse {
+        let (group, topic) = match owner(c, req.group.as_ref(), req.topic.as_ref()) {
+            Ok(o) => o,
+            Err(s) => {
+                return AckMessageResponse {
+                    status: Some(s),
+                    entries: Vec::new(),
+                };
+            }
+        };
         let pop = self.shared.pop.clone();
         let handles: Vec<String> = req
             .entries
             .iter()
             .map(|e| e.receipt_handle.clone())
             .collect();
-        let results = blocking(move || Ok(handles.iter().map(|h| pop.ack(h)).collect::<Vec<_>>()))
-            .await
-            .unwrap_or_else(|e| vec![Err(e)]);
+        let results = blocking(move || {
+            Ok(handles
+                .iter()
+                .map(|h| pop.check_owner(h, &group, &topic).and_then(|()| pop.ack(h)))
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap_or_else(|e| vec![Err(e)]);
+        // An ack may unblock a FIFO queue.
+        if let Some(t) = &req.topic {
+            self.shared.wakers.wake(&t.name);
+        }
         let entries: Vec<AckMessageResultEntry> = req
             .entries
             .into_iter()
@@ -158,9 +288,22 @@ impl Messaging {
                 receipt_handle: String::new(),
             };
         }
+        let (group, topic) = match owner(c, req.group.as_ref(), req.topic.as_ref()) {
+            Ok(o) => o,
+            Err(s) => {
+                return ChangeInvisibleDurationResponse {
+                    status: Some(s),
+                    receipt_handle: String::new(),
+                };
+            }
+        };
         let pop = self.shared.pop.clone();
         let handle = req.receipt_handle;
-        match blocking(move || pop.change_invisible(&handle, ms, now_ms())).await {
+        let changed = blocking(move || {
+            pop.check_owner(&handle, &group, &topic)?;
+            pop.change_invisible(&handle, ms, now_ms())
+        });
+        match changed.await {
             Ok(new) => ChangeInvisibleDurationResponse {
                 status: Some(ok()),
                 receipt_handle: new,
@@ -180,7 +323,7 @@ impl MessagingService for Messaging {
             status: Some(s),
             message_queues: Vec::new(),
         });
-        reply(match self.route(&c, req.get_ref()) {
+        reply(match self.route(&c, req.get_ref()).await {
             Ok(message_queues) => QueryRouteResponse {
                 status: Some(ok()),
                 message_queues,
@@ -193,7 +336,8 @@ impl MessagingService for Messaging {
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
-        let _c = client!(req, |s| HeartbeatResponse { status: Some(s) });
+        let c = client!(req, |s| HeartbeatResponse { status: Some(s) });
+        self.shared.renewals.touch(&c.id);
         reply(HeartbeatResponse { status: Some(ok()) })
     }
 
@@ -213,7 +357,7 @@ impl MessagingService for Messaging {
             status: Some(s),
             assignments: Vec::new(),
         });
-        reply(match self.assignment(&c, req.get_ref()) {
+        reply(match self.cluster_assignment(&c, req.get_ref()).await {
             Ok(assignments) => QueryAssignmentResponse {
                 status: Some(ok()),
                 assignments,
@@ -258,9 +402,18 @@ impl MessagingService for Messaging {
         let c = client!(req, |s| ForwardMessageToDeadLetterQueueResponse {
             status: Some(s)
         });
+        let req = req.into_inner();
+        let (group, topic) = match owner(&c, req.group.as_ref(), req.topic.as_ref()) {
+            Ok(o) => o,
+            Err(s) => return reply(ForwardMessageToDeadLetterQueueResponse { status: Some(s) }),
+        };
         let pop = self.shared.pop.clone();
-        let handle = req.into_inner().receipt_handle;
-        let r = blocking(move || pop.forward_to_dlq(&handle, now_ms())).await;
+        let handle = req.receipt_handle;
+        let r = blocking(move || {
+            pop.check_owner(&handle, &group, &topic)?;
+            pop.forward_to_dlq(&handle, now_ms())
+        })
+        .await;
         reply(ForwardMessageToDeadLetterQueueResponse {
             status: Some(r.map_or_else(|e| c.error(&e), |()| ok())),
         })
@@ -270,32 +423,61 @@ impl MessagingService for Messaging {
 
     async fn pull_message(
         &self,
-        _req: Request<PullMessageRequest>,
+        req: Request<PullMessageRequest>,
     ) -> Reply<Self::PullMessageStream> {
-        stream(vec![PullMessageResponse {
-            content: Some(pull_message_response::Content::Status(not_implemented(
-                "PullMessage",
-            ))),
-        }])
+        let deadline = grpc_deadline(req.metadata());
+        let c = match Client::of(&req) {
+            Ok(c) => c,
+            Err(s) => {
+                return stream(vec![PullMessageResponse {
+                    content: Some(pull_message_response::Content::Status(s)),
+                }]);
+            }
+        };
+        stream(self.pull(&c, req.into_inner(), deadline).await)
     }
 
-    async fn update_offset(&self, _: Request<UpdateOffsetRequest>) -> Reply<UpdateOffsetResponse> {
+    async fn update_offset(
+        &self,
+        req: Request<UpdateOffsetRequest>,
+    ) -> Reply<UpdateOffsetResponse> {
+        let c = client!(req, |s| UpdateOffsetResponse { status: Some(s) });
         reply(UpdateOffsetResponse {
-            status: Some(not_implemented("UpdateOffset")),
+            status: Some(self.set_offset(&c, req.into_inner()).await),
         })
     }
 
-    async fn get_offset(&self, _: Request<GetOffsetRequest>) -> Reply<GetOffsetResponse> {
-        reply(GetOffsetResponse {
-            status: Some(not_implemented("GetOffset")),
+    async fn get_offset(&self, req: Request<GetOffsetRequest>) -> Reply<GetOffsetResponse> {
+        let c = client!(req, |s| GetOffsetResponse {
+            status: Some(s),
             offset: 0,
+        });
+        reply(match self.read_offset(&c, req.get_ref()) {
+            Ok(offset) => GetOffsetResponse {
+                status: Some(ok()),
+                offset,
+            },
+            Err(s) => GetOffsetResponse {
+                status: Some(s),
+                offset: 0,
+            },
         })
     }
 
-    async fn query_offset(&self, _: Request<QueryOffsetRequest>) -> Reply<QueryOffsetResponse> {
-        reply(QueryOffsetResponse {
-            status: Some(not_implemented("QueryOffset")),
+    async fn query_offset(&self, req: Request<QueryOffsetRequest>) -> Reply<QueryOffsetResponse> {
+        let c = client!(req, |s| QueryOffsetResponse {
+            status: Some(s),
             offset: 0,
+        });
+        reply(match self.find_offset(&c, req.into_inner()).await {
+            Ok(offset) => QueryOffsetResponse {
+                status: Some(ok()),
+                offset,
+            },
+            Err(s) => QueryOffsetResponse {
+                status: Some(s),
+                offset: 0,
+            },
         })
     }
 
@@ -308,20 +490,29 @@ impl MessagingService for Messaging {
         })
     }
 
-    type TelemetryStream = TelemetryStream;
+    type TelemetryStream = Tracked<TelemetryStream>;
 
     async fn telemetry(
         &self,
         req: Request<Streaming<TelemetryCommand>>,
     ) -> Reply<Self::TelemetryStream> {
-        Ok(Messaging::telemetry(self, req))
+        // While the stream is open, the client counts as alive for
+        // `auto_renew`.
+        let guard = Client::of(&req)
+            .ok()
+            .map(|c| self.shared.renewals.stream_opened(&c.id));
+        Ok(Messaging::telemetry(self, req).map(|inner| Tracked {
+            inner,
+            _guard: guard,
+        }))
     }
 
     async fn notify_client_termination(
         &self,
         req: Request<NotifyClientTerminationRequest>,
     ) -> Reply<NotifyClientTerminationResponse> {
-        let _c = client!(req, |s| NotifyClientTerminationResponse { status: Some(s) });
+        let c = client!(req, |s| NotifyClientTerminationResponse { status: Some(s) });
+        self.shared.renewals.terminated(&c.id);
         reply(NotifyClientTerminationResponse { status: Some(ok()) })
     }
 
@@ -353,5 +544,21 @@ impl MessagingService for Messaging {
         reply(SyncLiteSubscriptionResponse {
             status: Some(not_implemented("SyncLiteSubscription")),
         })
+    }
+}
+
+/// A Telemetry stream that holds the client's liveness guard until the
+/// stream ends (the client closed it or went away).
+#[derive(Debug)]
+pub struct Tracked<S> {
+    inner: S,
+    _guard: Option<StreamGuard>,
+}
+
+impl<S: Stream + Unpin> Stream for Tracked<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
     }
 }

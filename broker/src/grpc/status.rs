@@ -3,7 +3,8 @@
 //!
 //! Codes the crates.io `rocketmq` 5.0.0 client does not know (it panics on
 //! them) are replaced by older, more general codes when the client says
-//! its language is RUST (see [`Client::legacy`]).
+//! its language is RUST and does not declare a protocol version of 2.1 or
+//! later (see [`Client::legacy`]).
 
 use tern_model::MessageError;
 use tern_protocol::v2::{Code, Status};
@@ -15,6 +16,19 @@ use crate::error::BrokerError;
 pub const CLIENT_ID_HEADER: &str = "x-mq-client-id";
 /// Metadata header naming the client's SDK language.
 pub const LANGUAGE_HEADER: &str = "x-mq-language";
+/// Metadata header with the protocol version the client was built
+/// against (`2.0.0` for the crates.io `rocketmq` 5.0.0 client).
+pub const PROTOCOL_VERSION_HEADER: &str = "x-mq-protocol-version";
+
+/// Whether a client built against protocol `version` (`major.minor...`)
+/// knows the codes added after 2.0: any version from 2.1 on.
+fn knows_newer_codes(version: &str) -> bool {
+    let mut parts = version.trim().split('.').map(str::parse::<u32>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) >= (2, 1),
+        _ => false,
+    }
+}
 
 /// Who is calling, from the request metadata.
 #[derive(Debug, Clone)]
@@ -30,10 +44,9 @@ impl Client {
     /// client id is missing or empty.
     pub fn of<T>(req: &Request<T>) -> Result<Self, Status> {
         let md = req.metadata();
-        let legacy = md
-            .get(LANGUAGE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|l| l.eq_ignore_ascii_case("RUST"));
+        let header = |name| md.get(name).and_then(|v| v.to_str().ok());
+        let legacy = header(LANGUAGE_HEADER).is_some_and(|l| l.eq_ignore_ascii_case("RUST"))
+            && !header(PROTOCOL_VERSION_HEADER).is_some_and(knows_newer_codes);
         let id = md
             .get(CLIENT_ID_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -180,6 +193,21 @@ mod tests {
             code(BrokerError::Failed("x".into())),
             Code::InternalError as i32
         );
+    }
+
+    #[test]
+    fn protocol_versions() {
+        for (v, newer) in [
+            ("2.0.0", false),
+            ("2.0", false),
+            ("1.9", false),
+            ("2.1.2", true),
+            ("3.0", true),
+            ("x", false),
+            ("", false),
+        ] {
+            assert_eq!(knows_newer_codes(v), newer, "{v}");
+        }
     }
 
     #[test]

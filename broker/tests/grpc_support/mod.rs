@@ -26,11 +26,18 @@ pub struct Server {
 
 impl Server {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a broker whose configuration `tweak` has adjusted.
+    pub async fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut store =
             tern_harness::small_store_config(dir.path(), tern_store::FlushPolicy::Async);
         store.max_body_bytes = MAX_BODY;
-        let broker = tokio::task::spawn_blocking(move || Broker::open(BrokerConfig::new(store)))
+        let mut cfg = BrokerConfig::new(store);
+        tweak(&mut cfg);
+        let broker = tokio::task::spawn_blocking(move || Broker::open(cfg))
             .await
             .unwrap()
             .unwrap();
