@@ -1,15 +1,28 @@
 //! The Tern Kubernetes operator.
 //!
-//! This crate is a placeholder; nothing in it runs yet. It will hold a
-//! kube-rs controller for three custom resources in the API group `tern.dev`:
+//! It runs Tern on Kubernetes from three custom resources in the API group
+//! `tern.dev`, version `v1alpha1` ([`crd`]):
 //!
-//! - `BrokerCluster`: a set of Tern brokers and name servers, reconciled into
-//!   StatefulSets, Services and their configuration, with status reporting the
-//!   ready replicas;
-//! - `Topic`: a topic with its queue count and message type, created on and
-//!   kept in step with a `BrokerCluster` through the broker's admin service;
-//! - `ConsumerGroup`: a consumer group with its delivery and retry settings.
+//! - `BrokerCluster`: name servers and broker groups. The [`build`]
+//!   functions turn one into StatefulSets, headless Services, ConfigMaps, a
+//!   client Service, disruption budgets and a ServiceAccount; the cluster
+//!   controller ([`controller::cluster`]) applies them with server-side apply
+//!   and reports conditions in the status.
+//! - `Topic` and `ConsumerGroup`: kept in step with every broker group
+//!   through the broker's admin API ([`controller::admin`]), one way: the
+//!   resource is the truth, drift inside the brokers is reverted, and a
+//!   finalizer deletes them from the brokers with the resource.
 //!
-//! Each reconciler cleans up through a finalizer, and the CRD manifests are
-//! generated from the Rust types of these resources by a `crdgen` binary.
+//! The decisions (conditions, rollout order, what to change in a broker)
+//! are pure functions with unit tests; the Kubernetes and gRPC calls sit
+//! around them. `docs/operator.md` describes the design.
 #![forbid(unsafe_code)]
+
+pub mod build;
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod http;
+pub mod metrics;
+
+pub use error::{Error, Result};

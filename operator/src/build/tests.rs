@@ -1,0 +1,371 @@
+//! Unit tests of the builders: a `BrokerCluster` in, objects out.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, PodSpec, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use super::names::{ANNOTATION_CONFIG_HASH, ANNOTATION_TEMPLATE_HASH, LABEL_BROKER_GROUP};
+use super::*;
+use crate::crd::cluster::{ServiceType, VolumePolicy};
+
+/// A spec with every default and an image.
+pub(crate) fn sample_spec() -> BrokerClusterSpec {
+    serde_json::from_value(serde_json::json!({ "image": "tern:test" })).expect("a valid spec")
+}
+
+/// A cluster as the API server would hand it over: name, namespace, uid.
+pub(crate) fn sample_cluster(spec: BrokerClusterSpec) -> BrokerCluster {
+    let mut c = BrokerCluster::new("prod", spec);
+    c.metadata.namespace = Some("mq".to_owned());
+    c.metadata.uid = Some("1234-uid".to_owned());
+    c.metadata.generation = Some(1);
+    c
+}
+
+fn pod(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> &PodSpec {
+    let spec = sts.spec.as_ref().expect("a spec");
+    spec.template.spec.as_ref().expect("a pod spec")
+}
+
+fn container(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> &Container {
+    &pod(sts).containers[0]
+}
+
+fn pod_annotation(sts: &k8s_openapi::api::apps::v1::StatefulSet, key: &str) -> String {
+    let spec = sts.spec.as_ref().expect("a spec");
+    let meta = spec.template.metadata.as_ref().expect("template metadata");
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_child_is_owned_by_the_cluster() {
+    let d = desired(&sample_cluster(sample_spec())).expect("builds");
+    let mut metas = vec![
+        &d.service_account.metadata,
+        &d.nameserver.config_map.metadata,
+        &d.nameserver.stateful_set.metadata,
+        &d.nameserver.service.metadata,
+        &d.client_service.metadata,
+    ];
+    metas.extend(d.budgets.iter().map(|b| &b.metadata));
+    for g in &d.groups {
+        metas.extend([
+            &g.config_map.metadata,
+            &g.service.metadata,
+            &g.stateful_set.metadata,
+        ]);
+    }
+    assert_eq!(metas.len(), 10);
+    for m in metas {
+        let owners = m.owner_references.as_ref().expect("owner references");
+        assert_eq!(owners.len(), 1, "{:?}", m.name);
+        assert_eq!(owners[0].kind, "BrokerCluster");
+        assert_eq!(owners[0].uid, "1234-uid");
+        assert_eq!(owners[0].controller, Some(true));
+        assert_eq!(owners[0].block_owner_deletion, Some(true));
+        assert_eq!(m.namespace.as_deref(), Some("mq"));
+    }
+}
+
+#[test]
+fn a_cluster_without_uid_is_refused() {
+    let mut c = sample_cluster(sample_spec());
+    c.metadata.uid = None;
+    let err = desired(&c).expect_err("no owner reference without a uid");
+    assert!(err.to_string().contains("metadata.uid"), "{err}");
+}
+
+#[test]
+fn nameservers_run_behind_a_headless_service() {
+    let mut spec = sample_spec();
+    spec.nameserver.replicas = 3;
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let sts = &d.nameserver.stateful_set;
+    let s = sts.spec.as_ref().expect("spec");
+    assert_eq!(s.replicas, Some(3));
+    assert_eq!(s.service_name.as_deref(), Some("prod-nameserver"));
+    let svc = d.nameserver.service.spec.as_ref().expect("spec");
+    assert_eq!(svc.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(svc.selector, s.selector.match_labels);
+    let c = container(sts);
+    assert_eq!(
+        c.command.as_deref(),
+        Some(
+            &[
+                "tern",
+                "nameserver",
+                "--config",
+                "/etc/tern/nameserver.toml"
+            ]
+            .map(String::from)[..]
+        )
+    );
+    let ready = c
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.tcp_socket.as_ref())
+        .expect("tcp probe");
+    assert_eq!(ready.port, IntOrString::String("grpc".to_owned()));
+    assert!(
+        d.nameserver
+            .config_map
+            .data
+            .as_ref()
+            .expect("data")
+            .contains_key("nameserver.toml")
+    );
+}
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+#[test]
+fn each_broker_group_is_a_stateful_set_with_its_own_volume() {
+    let mut spec = sample_spec();
+    spec.broker.groups = 3;
+    spec.broker.storage.size = Quantity("50Gi".to_owned());
+    spec.broker.storage.storage_class_name = Some("fast".to_owned());
+    spec.broker.storage.on_delete = VolumePolicy::Delete;
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    assert_eq!(d.groups.len(), 3);
+    for (i, g) in d.groups.iter().enumerate() {
+        let name = format!("prod-broker-{i}");
+        assert_eq!(g.stateful_set.metadata.name.as_deref(), Some(name.as_str()));
+        let s = g.stateful_set.spec.as_ref().expect("spec");
+        assert_eq!(s.service_name.as_deref(), Some(name.as_str()));
+        assert_eq!(s.replicas, Some(1));
+        let labels = s.selector.match_labels.as_ref().expect("labels");
+        assert_eq!(labels[LABEL_BROKER_GROUP], i.to_string());
+        let claim = &s.volume_claim_templates.as_ref().expect("claims")[0];
+        let claim_spec = claim.spec.as_ref().expect("claim spec");
+        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
+        let requests = claim_spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .expect("requests");
+        assert_eq!(requests["storage"], Quantity("50Gi".to_owned()));
+        let policy = s
+            .persistent_volume_claim_retention_policy
+            .as_ref()
+            .expect("policy");
+        assert_eq!(policy.when_deleted.as_deref(), Some("Delete"));
+        assert_eq!(policy.when_scaled.as_deref(), Some("Retain"));
+        let toml = &g.config_map.data.as_ref().expect("data")["broker.toml"];
+        assert!(
+            toml.contains(&format!(
+                "advertised_address = \"{name}-0.{name}.mq.svc:8081\""
+            )),
+            "{toml}"
+        );
+        let mounts = container(&g.stateful_set)
+            .volume_mounts
+            .as_ref()
+            .expect("mounts");
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.name == "data" && m.mount_path == "/var/lib/tern")
+        );
+    }
+}
+
+#[test]
+fn brokers_are_probed_on_their_http_port() {
+    let d = desired(&sample_cluster(sample_spec())).expect("builds");
+    let c = container(&d.groups[0].stateful_set);
+    let ready = c
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .expect("http probe");
+    assert_eq!(ready.path.as_deref(), Some("/readyz"));
+    assert_eq!(ready.port, IntOrString::String("http".to_owned()));
+    let live = c
+        .liveness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .expect("http probe");
+    assert_eq!(live.path.as_deref(), Some("/healthz"));
+    let ports: Vec<_> = c
+        .ports
+        .as_ref()
+        .expect("ports")
+        .iter()
+        .map(|p| (p.name.clone(), p.container_port))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            (Some("grpc".to_owned()), 8081),
+            (Some("http".to_owned()), 8080)
+        ]
+    );
+    assert_eq!(
+        c.command.as_deref(),
+        Some(&["tern", "broker", "--config", "/etc/tern/broker.toml"].map(String::from)[..])
+    );
+}
+
+#[test]
+fn pods_run_as_non_root_with_a_read_only_root_filesystem() {
+    let d = desired(&sample_cluster(sample_spec())).expect("builds");
+    for sts in [&d.nameserver.stateful_set, &d.groups[0].stateful_set] {
+        let p = pod(sts);
+        assert_eq!(
+            p.security_context.as_ref().and_then(|s| s.run_as_non_root),
+            Some(true)
+        );
+        assert_eq!(p.automount_service_account_token, Some(false));
+        assert_eq!(p.service_account_name.as_deref(), Some("prod-tern"));
+        let sc = p.containers[0]
+            .security_context
+            .as_ref()
+            .expect("security context");
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        let mounts = p.containers[0].volume_mounts.as_ref().expect("mounts");
+        assert!(
+            mounts.iter().any(|m| m.mount_path == "/tmp"),
+            "a writable /tmp"
+        );
+    }
+    assert_eq!(
+        d.service_account.automount_service_account_token,
+        Some(false)
+    );
+}
+
+#[test]
+fn a_config_change_changes_the_pod_template_hashes() {
+    let base = desired(&sample_cluster(sample_spec())).expect("builds");
+    let mut spec = sample_spec();
+    spec.broker.config.retention_hours = 12;
+    let changed = desired(&sample_cluster(spec)).expect("builds");
+    let (a, b) = (&base.groups[0], &changed.groups[0]);
+    assert_ne!(
+        pod_annotation(&a.stateful_set, ANNOTATION_CONFIG_HASH),
+        pod_annotation(&b.stateful_set, ANNOTATION_CONFIG_HASH)
+    );
+    assert_ne!(a.template_hash, b.template_hash);
+    let sts_hash = b
+        .stateful_set
+        .metadata
+        .annotations
+        .as_ref()
+        .expect("annotations");
+    assert_eq!(sts_hash[ANNOTATION_TEMPLATE_HASH], b.template_hash);
+    // The same spec gives the same hashes: nothing rolls without a change.
+    let again = desired(&sample_cluster(sample_spec())).expect("builds");
+    assert_eq!(again.groups[0].template_hash, a.template_hash);
+
+    let mut spec = sample_spec();
+    spec.image = "tern:next".to_owned();
+    let new_image = desired(&sample_cluster(spec)).expect("builds");
+    let c = &new_image.groups[0];
+    assert_eq!(
+        pod_annotation(&c.stateful_set, ANNOTATION_CONFIG_HASH),
+        pod_annotation(&a.stateful_set, ANNOTATION_CONFIG_HASH),
+        "the image is not part of the configuration file"
+    );
+    assert_ne!(
+        c.template_hash, a.template_hash,
+        "but it is part of the pod template"
+    );
+}
+
+#[test]
+fn the_client_service_leads_to_the_name_servers() {
+    let mut spec = sample_spec();
+    spec.service.type_ = ServiceType::LoadBalancer;
+    spec.service.annotations = BTreeMap::from([("lb".to_owned(), "internal".to_owned())]);
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let svc = &d.client_service;
+    assert_eq!(svc.metadata.name.as_deref(), Some("prod"));
+    assert_eq!(
+        svc.metadata.annotations.as_ref().map(|a| a["lb"].as_str()),
+        Some("internal")
+    );
+    let s = svc.spec.as_ref().expect("spec");
+    assert_eq!(s.type_.as_deref(), Some("LoadBalancer"));
+    assert_eq!(
+        s.selector,
+        d.nameserver
+            .stateful_set
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+    );
+    assert_eq!(s.ports.as_ref().expect("ports")[0].port, 9876);
+}
+
+#[test]
+fn scheduling_reaches_every_pod() {
+    let mut spec = sample_spec();
+    spec.scheduling.node_selector = BTreeMap::from([("disk".to_owned(), "ssd".to_owned())]);
+    spec.scheduling.tolerations = vec![Toleration {
+        key: Some("dedicated".to_owned()),
+        operator: Some("Exists".to_owned()),
+        ..Toleration::default()
+    }];
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    for sts in [&d.nameserver.stateful_set, &d.groups[0].stateful_set] {
+        let p = pod(sts);
+        assert_eq!(
+            p.node_selector.as_ref().map(|n| n["disk"].as_str()),
+            Some("ssd")
+        );
+        assert_eq!(p.tolerations.as_ref().map(Vec::len), Some(1));
+        assert_eq!(p.topology_spread_constraints, None);
+    }
+}
+
+#[test]
+fn metrics_off_drops_scrape_annotations_and_metrics_ports() {
+    let mut spec = sample_spec();
+    spec.metrics.enabled = false;
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    assert_eq!(
+        pod_annotation(&d.groups[0].stateful_set, "prometheus.io/scrape"),
+        ""
+    );
+    let ports = d.groups[0]
+        .service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .expect("ports");
+    assert_eq!(ports.len(), 1);
+    // The broker still serves HTTP for its probes.
+    assert!(
+        container(&d.groups[0].stateful_set)
+            .readiness_probe
+            .is_some()
+    );
+    let on = desired(&sample_cluster(sample_spec())).expect("builds");
+    assert_eq!(
+        pod_annotation(&on.groups[0].stateful_set, "prometheus.io/scrape"),
+        "true"
+    );
+}
+
+#[test]
+fn budgets_allow_one_disruption_per_component() {
+    let d = desired(&sample_cluster(sample_spec())).expect("builds");
+    let names: Vec<_> = d
+        .budgets
+        .iter()
+        .filter_map(|b| b.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["prod-nameserver", "prod-broker"]);
+    for b in &d.budgets {
+        assert_eq!(
+            b.spec.as_ref().and_then(|s| s.max_unavailable.clone()),
+            Some(IntOrString::Int(1))
+        );
+    }
+}

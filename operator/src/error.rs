@@ -1,0 +1,64 @@
+//! The operator's one error type.
+
+/// Everything a reconcile can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An object from the API server lacks a field the operator needs
+    /// (name, namespace, uid).
+    #[error("{kind} has no {field}")]
+    MissingField {
+        /// The kind of the object.
+        kind: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A call to the Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Rendering a TOML configuration file failed.
+    #[error("rendering configuration: {0}")]
+    Render(#[from] toml::ser::Error),
+    /// Serializing an object failed.
+    #[error("serializing: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A broker's admin API could not be reached.
+    #[error("connecting to the broker admin API at {endpoint}: {source}")]
+    Connect {
+        /// The broker's `host:port`.
+        endpoint: String,
+        /// What went wrong.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A broker's admin API answered with an error.
+    #[error("broker admin API at {endpoint}: {status}")]
+    Admin {
+        /// The broker's `host:port`.
+        endpoint: String,
+        /// The gRPC status.
+        #[source]
+        status: Box<tonic::Status>,
+    },
+    /// A finalizer could not be added, run or removed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short, stable label for metrics and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingField { .. } => "MissingField",
+            Self::Kube(_) => "KubeApi",
+            Self::Render(_) => "Render",
+            Self::Json(_) => "Serialize",
+            Self::Connect { .. } => "BrokerUnreachable",
+            Self::Admin { .. } => "BrokerAdmin",
+            Self::Finalizer(_) => "Finalizer",
+        }
+    }
+}
+
+/// Result with the operator's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
