@@ -99,6 +99,16 @@ pub struct StandaloneArgs {
     /// background, `sync` before a write is acknowledged
     #[arg(long, value_enum, default_value_t = Flush::Async, env = "TERN_FLUSH")]
     pub flush: Flush,
+
+    /// HTTP address serving Prometheus /metrics, /healthz and /readyz
+    /// (default: off)
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        env = "TERN_METRICS_LISTEN",
+        value_parser = parse_listen
+    )]
+    pub metrics_listen: Option<String>,
 }
 
 /// Format of the log output.

@@ -22,6 +22,7 @@ use crate::args::StandaloneArgs;
 pub(crate) fn run(args: &StandaloneArgs) -> anyhow::Result<()> {
     let mut store = StoreConfig::new(args.data_dir.clone());
     store.flush = args.flush.into();
-    let cfg = BrokerConfig::new(store);
+    let mut cfg = BrokerConfig::new(store);
+    cfg.metrics_listen.clone_from(&args.metrics_listen);
     crate::server::block_on(crate::server::broker::serve(cfg, args.listen.clone()))
 }

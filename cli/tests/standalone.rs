@@ -100,3 +100,44 @@ fn accepts_connections_on_the_listen_port() {
     assert_eq!(status.code(), Some(0), "exit status {status}; log:\n{log}");
     assert!(log.contains(STORE_CLOSED), "{log}");
 }
+
+/// `--metrics-listen` serves Prometheus metrics and the health endpoints.
+#[test]
+fn serves_metrics_and_health_when_asked() {
+    use std::io::{Read as _, Write as _};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut tern = TernProcess::standalone_with(
+        TERN,
+        tmp.path().join("data"),
+        &["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
+    )
+    .unwrap();
+    tern.wait_for_log("serving /metrics", Duration::from_secs(10))
+        .unwrap();
+    let log = tern.log().unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .unwrap();
+    let address = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("address="))
+        .unwrap_or_else(|| panic!("no address in {line}"));
+    let get = |path: &str| {
+        let mut s = TcpStream::connect(address).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let ready = get("/readyz");
+    assert!(
+        ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"),
+        "{ready}"
+    );
+    let metrics = get("/metrics");
+    assert!(metrics.contains(" 200 "), "{metrics}");
+    assert!(metrics.contains("# TYPE"), "{metrics}");
+    assert_eq!(tern.terminate().unwrap().code(), Some(0));
+}

@@ -21,7 +21,8 @@ use crate::args::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, Flush, parse_listen};
 pub struct BrokerArgs {
     /// TOML file with any of the settings below, keys named like the flags
     /// with `_` (`data_dir`), the --store-* ones in a `[store]` table
-    /// (`segment_bytes`); unknown keys are refused
+    /// (`segment_bytes`), the --limits-* ones in `[limits]`; unknown keys
+    /// are refused
     #[arg(long, value_name = "FILE", env = "TERN_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -92,6 +93,21 @@ pub struct BrokerArgs {
     /// Largest message body accepted [default: 4194304]
     #[arg(long, value_name = "BYTES", env = "TERN_STORE_MAX_BODY_BYTES")]
     pub store_max_body_bytes: Option<usize>,
+
+    /// Sends are refused with TOO_MANY_REQUESTS while this many commit-log
+    /// bytes wait for an fsync [default: 268435456]
+    #[arg(long, value_name = "BYTES", env = "TERN_LIMITS_MAX_UNFLUSHED_BYTES")]
+    pub limits_max_unflushed_bytes: Option<u64>,
+
+    /// Sends are refused with TOO_MANY_REQUESTS while this many sends wait
+    /// for the store [default: 10000]
+    #[arg(long, value_name = "N", env = "TERN_LIMITS_MAX_PENDING_SENDS")]
+    pub limits_max_pending_sends: Option<usize>,
+
+    /// Invisibility of messages received by push consumers (auto_renew),
+    /// renewed while the consumer is connected [default: 60]
+    #[arg(long, value_name = "SECS", env = "TERN_LIMITS_AUTO_RENEW_SECS")]
+    pub limits_auto_renew_secs: Option<u64>,
 }
 
 /// Long help of `tern broker`.
@@ -172,6 +188,21 @@ impl BrokerArgs {
         {
             anyhow::ensure!(secs > 0, "heartbeat_interval_secs must be at least 1");
             cfg.heartbeat_interval = Duration::from_secs(secs);
+        }
+        let limits = file.limits;
+        if let Some(v) = self
+            .limits_max_unflushed_bytes
+            .or(limits.max_unflushed_bytes)
+        {
+            cfg.max_unflushed_bytes = v;
+        }
+        if let Some(v) = self.limits_max_pending_sends.or(limits.max_pending_sends) {
+            anyhow::ensure!(v > 0, "max_pending_sends must be at least 1");
+            cfg.max_pending_sends = v;
+        }
+        if let Some(secs) = self.limits_auto_renew_secs.or(limits.auto_renew_secs) {
+            anyhow::ensure!(secs > 0, "auto_renew_secs must be at least 1");
+            cfg.auto_renew_invisible = Duration::from_secs(secs);
         }
         Ok((cfg, listen))
     }

@@ -3,7 +3,8 @@
 //!
 //! A file is TOML with the keys named like the flags (`data_dir` for
 //! `--data-dir`); the broker's storage keys live in a `[store]` table
-//! (`--store-segment-bytes` is `segment_bytes` there). An unknown key is
+//! (`--store-segment-bytes` is `segment_bytes` there), its back-pressure
+//! and lease keys in `[limits]` (`--limits-max-pending-sends`). An unknown key is
 //! an error that names it, so a typo never goes unnoticed.
 //!
 //! Precedence, highest first: the flag, its `TERN_*` environment variable
@@ -34,6 +35,17 @@ pub(crate) struct BrokerFile {
     pub heartbeat_interval_secs: Option<u64>,
     #[serde(default)]
     pub store: StoreFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+/// The `[limits]` table of a broker's configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsFile {
+    pub max_unflushed_bytes: Option<u64>,
+    pub max_pending_sends: Option<usize>,
+    pub auto_renew_secs: Option<u64>,
 }
 
 /// The `[store]` table of a broker's configuration file.
@@ -100,12 +112,18 @@ mod tests {
             disk_high_water = 0.8
             disk_hard_limit = 0.9
             max_body_bytes = 1048576
+
+            [limits]
+            max_unflushed_bytes = 134217728
+            max_pending_sends = 5000
+            auto_renew_secs = 30
             "#,
         )
         .unwrap();
         assert_eq!(f.nameservers.unwrap().len(), 2);
         assert_eq!(f.flush, Some(tern_store::FlushPolicy::Sync));
         assert_eq!(f.store.retention_hours, Some(48));
+        assert_eq!(f.limits.max_pending_sends, Some(5000));
         let empty: BrokerFile = parse("").unwrap();
         assert!(empty.listen.is_none() && empty.store.segment_bytes.is_none());
     }

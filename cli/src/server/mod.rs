@@ -104,6 +104,9 @@ mod tests {
             format!("[default: {}]", b.store.disk_high_water),
             format!("[default: {}]", b.store.disk_hard_limit),
             format!("[default: {}]", b.store.max_body_bytes),
+            format!("[default: {}]", b.max_unflushed_bytes),
+            format!("[default: {}]", b.max_pending_sends),
+            format!("[default: {}]", b.auto_renew_invisible.as_secs()),
         ] {
             assert!(text.contains(&shown), "{shown} missing from:\n{text}");
         }
