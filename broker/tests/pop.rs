@@ -217,6 +217,60 @@ fn message_goes_to_the_dead_letter_queue_after_max_deliveries() {
     assert_eq!(ds.len(), 1);
 }
 
+/// A message past its delivery limit reaches the dead-letter queue once
+/// its last invisibility runs out, even if the group never receives again
+/// (the background sweep, not the next receive, moves it).
+#[test]
+fn dead_letters_are_swept_without_another_receive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tern_broker::PopConfig::new(dir.path().join("pop"));
+    cfg.sweep_interval = std::time::Duration::from_millis(50);
+    let b = Broker::open_with(dir.path(), cfg);
+    let t = b.topic("orders", 1);
+    let g = GroupConfig::new(GroupName::new("g").unwrap(), false, 0).unwrap();
+    b.registry.create_group(g.clone()).unwrap();
+    b.send("orders", 0, 1, |_| None);
+    b.settle();
+
+    let wall = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+    // One delivery allowed (no retries), invisible for 300 ms.
+    let ds = b
+        .pop
+        .receive(&g, &t, None, 32, 300, &TagFilter::All, wall())
+        .unwrap();
+    assert_eq!(ds.len(), 1);
+    assert!(
+        b.registry.topic("%DLQ%g").is_err(),
+        "nothing is dead yet, so no dead-letter topic"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let moved = loop {
+        let stored = b
+            .registry
+            .topic("%DLQ%g")
+            .ok()
+            .and_then(|_| b.store.read_queue("%DLQ%g", 0, 0, 10, usize::MAX).ok())
+            .map_or(0, |r| r.messages.len());
+        if stored > 0 || std::time::Instant::now() > deadline {
+            break stored;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(moved, 1, "the sweep moved the dead message");
+    assert_eq!(b.store.committed_offset("g", "orders", 0), Some(1));
+    // Settled for the group: the old handle is stale.
+    assert!(stale(b.pop.ack(&ds[0].receipt)));
+}
+
 #[test]
 fn client_forwards_to_the_dead_letter_queue() {
     let dir = tempfile::tempdir().unwrap();

@@ -135,7 +135,7 @@ fn changes_lost_in_a_crash_mean_redelivery_never_loss() {
 #[test]
 fn compaction_keeps_state_and_bounds_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = PopConfig::new(dir.path().join("pop"));
+    let mut cfg = common::pop_config(dir.path());
     cfg.compact_bytes = 4096;
     cfg.flush_interval = Duration::from_millis(1);
     let b = Broker::open_with(dir.path(), cfg.clone());

@@ -6,7 +6,8 @@
 //! if the invisibility runs out first, the message is delivered again with
 //! its attempt number raised. After [`crate::GroupConfig::max_deliveries`]
 //! deliveries it goes to the group's dead-letter topic `%DLQ%<group>`
-//! instead. Every group gets every message; members of one group share
+//! instead: moved by the next receive from its queue, or by the background
+//! sweep (every `sweep_interval`) if no member receives any more. Every group gets every message; members of one group share
 //! them.
 //!
 //! State is kept per (group, topic, queue) (the `state` module): the next
@@ -45,6 +46,7 @@ mod receive;
 mod recover;
 mod settle;
 mod state;
+mod sweep;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -93,6 +95,10 @@ pub struct PopConfig {
     /// The journal is compacted once larger than this and twice its last
     /// snapshot. Default 64 MiB.
     pub compact_bytes: u64,
+    /// How often messages past their delivery limit whose invisibility
+    /// ran out are moved to the dead-letter queue when no receive did it
+    /// first. Default 1 s.
+    pub sweep_interval: Duration,
 }
 
 impl PopConfig {
@@ -102,6 +108,7 @@ impl PopConfig {
             dir: dir.into(),
             flush_interval: Duration::from_millis(10),
             compact_bytes: 64 << 20,
+            sweep_interval: Duration::from_secs(1),
         }
     }
 }
@@ -381,7 +388,11 @@ impl Inner {
         }
     }
 
+    /// The background thread: flushes the journal every `flush_interval`,
+    /// compacts it when due, and sweeps dead letters every
+    /// `sweep_interval`.
     fn run_flusher(&self) {
+        let mut last_sweep = std::time::Instant::now();
         let mut stop = lock(&self.stop);
         loop {
             stop = self
@@ -399,7 +410,18 @@ impl Inner {
             {
                 tracing::warn!(error = %e, "pop journal compaction failed; will retry");
             }
+            if last_sweep.elapsed() >= self.cfg.sweep_interval {
+                self.sweep_dead_letters(now_ms());
+                last_sweep = std::time::Instant::now();
+            }
             stop = lock(&self.stop);
         }
     }
+}
+
+/// Milliseconds since the Unix epoch, by the system clock.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -196,27 +196,14 @@ impl Inner {
                 self.done(st, off);
                 continue;
             }
-            let seq = self.next_seq();
             if old.attempt >= ask.group.max_deliveries() {
-                let hold = Lease {
-                    attempt: old.attempt,
-                    until: ask.now.saturating_add(DLQ_HOLD_MS),
-                    seq,
-                };
-                self.lease(st, off, hold);
-                dead.push(DeadLetter {
-                    queue,
-                    offset: off,
-                    seq,
-                    attempts: old.attempt,
-                    message: m,
-                });
+                dead.push(self.hold_for_dead_letter(st, queue, old.attempt, m, ask.now));
                 continue;
             }
             let lease = Lease {
                 attempt: old.attempt + 1,
                 until: ask.until(),
-                seq,
+                seq: self.next_seq(),
             };
             self.lease(st, off, lease);
             out.push(self.delivery(sub, m, lease));
@@ -273,6 +260,34 @@ impl Inner {
         }
         self.commit(sub, queue, st);
         Ok(())
+    }
+
+    /// Keeps `message`, delivered `attempts` times and now past its
+    /// group's limit, invisible while it is copied to the dead-letter
+    /// queue (if the copy fails, it comes back after [`DLQ_HOLD_MS`]).
+    pub(super) fn hold_for_dead_letter(
+        &self,
+        st: &mut QueueState,
+        queue: u32,
+        attempts: u32,
+        message: StoredMessage,
+        now_ms: i64,
+    ) -> DeadLetter {
+        let seq = self.next_seq();
+        let offset = message.queue_offset;
+        let hold = Lease {
+            attempt: attempts,
+            until: now_ms.saturating_add(DLQ_HOLD_MS),
+            seq,
+        };
+        self.lease(st, offset, hold);
+        DeadLetter {
+            queue,
+            offset,
+            seq,
+            attempts,
+            message,
+        }
     }
 
     /// Handles an in-flight message the store can no longer return: gone
