@@ -1,10 +1,10 @@
 //! Protobuf in and out for the messaging client: building requests,
 //! checking statuses, and checking delivered messages as they arrive.
 
-use std::time::Duration;
-
 use md5::{Digest as _, Md5};
 use tern_model::{Message, TopicName};
+pub(crate) use tern_protocol::endpoints::address_scheme;
+pub(crate) use tern_protocol::settings::duration;
 use tern_protocol::v2 as pb;
 
 use crate::ClientError;
@@ -62,21 +62,6 @@ pub(crate) fn resource(name: &str) -> pb::Resource {
     pb::Resource {
         resource_namespace: String::new(),
         name: name.to_owned(),
-    }
-}
-
-pub(crate) fn duration(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-    }
-}
-
-pub(crate) fn address_scheme(host: &str) -> pb::AddressScheme {
-    match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(_)) => pb::AddressScheme::IPv4,
-        Ok(std::net::IpAddr::V6(_)) => pb::AddressScheme::IPv6,
-        Err(_) => pb::AddressScheme::DomainName,
     }
 }
 

@@ -4,6 +4,7 @@
 
 use tern_model::{GroupName, TopicName};
 use tern_protocol::admin::{self, MessageType, Permission};
+use tern_protocol::endpoints::endpoints;
 use tern_protocol::nameserver as ns;
 use tern_protocol::v2;
 
@@ -66,12 +67,12 @@ pub fn broker_name_in(name: &str) -> Result<()> {
 }
 
 /// Broker endpoints: at least one, each `host:port`.
-pub fn endpoints_in(endpoints: &[String]) -> Result<()> {
-    if endpoints.is_empty() {
+pub fn endpoints_in(addresses: &[String]) -> Result<()> {
+    if addresses.is_empty() {
         return Err(invalid("a broker needs at least one endpoint".to_owned()));
     }
-    for e in endpoints {
-        if endpoints_out(e).is_none() {
+    for e in addresses {
+        if endpoints(e).is_none() {
             return Err(invalid(format!("endpoint {e:?} is not host:port")));
         }
     }
@@ -93,29 +94,6 @@ pub fn route_out(r: BrokerRoute) -> ns::BrokerRoute {
         broker_name: r.broker,
         endpoints: r.endpoints,
     }
-}
-
-/// RocketMQ endpoints of one `host:port` address (an IPv6 host in
-/// brackets).
-pub fn endpoints_out(address: &str) -> Option<v2::Endpoints> {
-    let (host, port) = address.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return None;
-    }
-    let scheme = match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(_)) => v2::AddressScheme::IPv4,
-        Ok(std::net::IpAddr::V6(_)) => v2::AddressScheme::IPv6,
-        Err(_) => v2::AddressScheme::DomainName,
-    };
-    Some(v2::Endpoints {
-        scheme: scheme as i32,
-        addresses: vec![v2::Address {
-            host: host.to_owned(),
-            port: i32::from(port),
-        }],
-    })
 }
 
 /// The RocketMQ permission of a topic permission.
@@ -181,20 +159,5 @@ mod tests {
         assert!(endpoints_in(&[]).is_err());
         assert!(endpoints_in(&["h:x".to_owned()]).is_err());
         assert!(endpoints_in(&["[::1]:1".to_owned(), "b.svc:8081".to_owned()]).is_ok());
-    }
-
-    #[test]
-    fn endpoints() {
-        let e = endpoints_out("10.0.0.1:8081").unwrap();
-        assert_eq!(e.scheme, v2::AddressScheme::IPv4 as i32);
-        assert_eq!(e.addresses[0].port, 8081);
-        let e = endpoints_out("[::1]:9").unwrap();
-        assert_eq!(
-            (e.scheme, e.addresses[0].host.as_str()),
-            (v2::AddressScheme::IPv6 as i32, "::1")
-        );
-        let e = endpoints_out("broker-0.tern:8081").unwrap();
-        assert_eq!(e.scheme, v2::AddressScheme::DomainName as i32);
-        assert!(endpoints_out(":1").is_none());
     }
 }

@@ -8,20 +8,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern_model::{GroupName, TopicName};
+use tern_protocol::endpoints::endpoints;
 use tern_protocol::settings::{self, ServerLimits};
+use tern_protocol::status::{ok, status};
+use tern_protocol::telemetry;
 use tern_protocol::v2::messaging_service_server::MessagingService;
-use tern_protocol::v2::telemetry_command::Command;
 use tern_protocol::v2::*;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_stream::Iter;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Streaming};
 
-use crate::convert::{accepted_types, endpoints_out, permission_out};
+use crate::convert::{accepted_types, permission_out};
 use crate::registry::{BrokerRoute, Registry};
-
-/// Metadata header naming the client; required on every call.
-pub const CLIENT_ID_HEADER: &str = "x-mq-client-id";
 
 /// Longest long-polling wait of one receive, as told to consumers (the
 /// broker's limit).
@@ -124,38 +122,15 @@ fn queue(resource: &Resource, b: &BrokerRoute, id: i32) -> MessageQueue {
         broker: Some(Broker {
             name: b.broker.clone(),
             id: 0,
-            endpoints: b.endpoints.first().and_then(|e| endpoints_out(e)),
+            endpoints: b.endpoints.first().and_then(|e| endpoints(e)),
         }),
         accept_message_types: accepted_types(b.topic.message_type),
     }
 }
 
-fn status(code: Code, message: impl Into<String>) -> Status {
-    Status {
-        code: code as i32,
-        message: message.into(),
-    }
-}
-
-fn ok() -> Status {
-    status(Code::Ok, "OK")
-}
-
 /// `CLIENT_ID_REQUIRED` unless the request names its client.
 fn client_id<T>(req: &Request<T>) -> Result<String, Status> {
-    let id = req
-        .metadata()
-        .get(CLIENT_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .unwrap_or_default();
-    if id.is_empty() {
-        return Err(status(
-            Code::ClientIdRequired,
-            format!("the {CLIENT_ID_HEADER} metadata header is required"),
-        ));
-    }
-    Ok(id.to_owned())
+    tern_protocol::status::client_id(req.metadata())
 }
 
 /// The answer to an RPC that only brokers serve.
@@ -295,7 +270,7 @@ impl MessagingService for Messaging {
         })
     }
 
-    type TelemetryStream = ReceiverStream<Result<TelemetryCommand, tonic::Status>>;
+    type TelemetryStream = telemetry::TelemetryStream;
 
     /// Answers each `settings` command at once with the merged settings
     /// (the consumer group's policy as its brokers registered it); keeps
@@ -305,49 +280,14 @@ impl MessagingService for Messaging {
         req: Request<Streaming<TelemetryCommand>>,
     ) -> Reply<Self::TelemetryStream> {
         let client = client_id(&req);
-        let mut inbound = req.into_inner();
-        let (tx, rx) = mpsc::channel(8);
+        let closed = closed(self.closing.clone());
         let this = self.clone();
-        tokio::spawn(async move {
-            let client = match client {
-                Ok(c) => c,
-                Err(s) => {
-                    let cmd = TelemetryCommand {
-                        status: Some(s),
-                        command: None,
-                    };
-                    let _ = tx.send(Ok(cmd)).await;
-                    return;
-                }
-            };
-            let closed = closed(this.closing.clone());
-            tokio::pin!(closed);
-            loop {
-                tokio::select! {
-                    () = &mut closed => break,
-                    next = inbound.message() => match next {
-                        Ok(Some(cmd)) => {
-                            let Some(Command::Settings(s)) = cmd.command else {
-                                continue;
-                            };
-                            let reply = TelemetryCommand {
-                                status: Some(ok()),
-                                command: Some(Command::Settings(this.settings(s))),
-                            };
-                            if tx.send(Ok(reply)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::debug!(%client, error = %e, "telemetry stream ended");
-                            break;
-                        }
-                    },
-                }
-            }
-        });
-        reply(ReceiverStream::new(rx))
+        reply(telemetry::serve(
+            client,
+            req.into_inner(),
+            closed,
+            move |s| this.settings(s),
+        ))
     }
 
     async fn notify_client_termination(

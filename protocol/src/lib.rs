@@ -23,6 +23,11 @@
 //! - [`settings`]: the settings a server answers a client's Telemetry
 //!   handshake with, as pure functions shared by the broker and the name
 //!   server.
+//! - [`status`]: RocketMQ status values and the client-id header check
+//!   every `MessagingService` RPC starts with.
+//! - [`endpoints`]: RocketMQ endpoints of a `host:port` address.
+//! - [`telemetry`]: the server side of the Telemetry stream, answering
+//!   each client's settings.
 //!
 //! [`FILE_DESCRIPTOR_SET`] holds the encoded descriptors of all of the above
 //! (and the well-known types they import), e.g. for gRPC server reflection.
@@ -71,7 +76,10 @@ pub use tern::admin::v1 as admin;
 /// with its server and client.
 pub use tern::nameserver::v1 as nameserver;
 
+pub mod endpoints;
 pub mod settings;
+pub mod status;
+pub mod telemetry;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every `.proto` file in
 /// this crate and of the well-known types they import, without source

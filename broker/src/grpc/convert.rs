@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest as _, Md5};
 use tern_model::{GroupName, Message, TopicName};
+pub(crate) use tern_protocol::endpoints::endpoints;
 use tern_protocol::v2::{self, Code, Status};
 
 use super::status::Client;
@@ -177,25 +178,6 @@ pub(crate) fn accepted_types(t: MessageType) -> Vec<i32> {
     all.into_iter().map(|m| m as i32).collect()
 }
 
-/// Endpoints of `host:port` (an IPv6 host in brackets).
-pub(crate) fn endpoints(address: &str) -> Option<v2::Endpoints> {
-    let (host, port) = address.rsplit_once(':')?;
-    let port: i32 = port.parse().ok()?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let scheme = match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(_)) => v2::AddressScheme::IPv4,
-        Ok(std::net::IpAddr::V6(_)) => v2::AddressScheme::IPv6,
-        Err(_) => v2::AddressScheme::DomainName,
-    };
-    Some(v2::Endpoints {
-        scheme: scheme as i32,
-        addresses: vec![v2::Address {
-            host: host.to_owned(),
-            port,
-        }],
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,13 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn digest_and_endpoints() {
+    fn digest() {
         assert_eq!(md5_hex(b""), "D41D8CD98F00B204E9800998ECF8427E");
-        let e = endpoints("[::1]:8081").unwrap();
-        assert_eq!(e.scheme, v2::AddressScheme::IPv6 as i32);
-        assert_eq!(e.addresses[0].host, "::1");
-        let e = endpoints("broker-0.tern:8081").unwrap();
-        assert_eq!(e.scheme, v2::AddressScheme::DomainName as i32);
-        assert!(endpoints("nope").is_none());
     }
 }

@@ -4,16 +4,18 @@
 //! Codes the crates.io `rocketmq` 5.0.0 client does not know (it panics on
 //! them) are replaced by older, more general codes when the client says
 //! its language is RUST and does not declare a protocol version of 2.1 or
-//! later (see [`Client::legacy`]).
+//! later (see [`Client::legacy`]). The plain status constructors and the
+//! client-id check are `tern_protocol::status`, shared with the name
+//! server.
 
 use tern_model::MessageError;
+pub use tern_protocol::status::CLIENT_ID_HEADER;
+pub(crate) use tern_protocol::status::{ok, status};
 use tern_protocol::v2::{Code, Status};
 use tonic::Request;
 
 use crate::error::BrokerError;
 
-/// Metadata header naming the client; required on every call.
-pub const CLIENT_ID_HEADER: &str = "x-mq-client-id";
 /// Metadata header naming the client's SDK language.
 pub const LANGUAGE_HEADER: &str = "x-mq-language";
 /// Metadata header with the protocol version the client was built
@@ -47,19 +49,8 @@ impl Client {
         let header = |name| md.get(name).and_then(|v| v.to_str().ok());
         let legacy = header(LANGUAGE_HEADER).is_some_and(|l| l.eq_ignore_ascii_case("RUST"))
             && !header(PROTOCOL_VERSION_HEADER).is_some_and(knows_newer_codes);
-        let id = md
-            .get(CLIENT_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .unwrap_or_default();
-        if id.is_empty() {
-            return Err(status(
-                Code::ClientIdRequired,
-                format!("the {CLIENT_ID_HEADER} metadata header is required"),
-            ));
-        }
         Ok(Self {
-            id: id.to_owned(),
+            id: tern_protocol::status::client_id(md)?,
             legacy,
         })
     }
@@ -88,18 +79,6 @@ impl Client {
     /// The status that answers `err`, for this client.
     pub fn error(&self, err: &BrokerError) -> Status {
         self.status(code_of(err), err.to_string())
-    }
-}
-
-/// `OK`.
-pub(crate) fn ok() -> Status {
-    status(Code::Ok, "OK")
-}
-
-pub(crate) fn status(code: Code, message: impl Into<String>) -> Status {
-    Status {
-        code: code as i32,
-        message: message.into(),
     }
 }
 

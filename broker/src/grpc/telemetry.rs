@@ -2,66 +2,28 @@
 
 use tern_model::GroupName;
 use tern_protocol::settings::{self, GroupPolicy, ServerLimits};
-use tern_protocol::v2::{Settings, TelemetryCommand, telemetry_command::Command};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tern_protocol::telemetry;
+use tern_protocol::v2::{Settings, TelemetryCommand};
 use tonic::{Request, Response, Streaming};
 
-use super::status::{Client, ok};
+use super::status::Client;
 use super::{MAX_LONG_POLLING, Messaging};
 
-pub(super) type TelemetryStream = ReceiverStream<Result<TelemetryCommand, tonic::Status>>;
+pub(super) use tern_protocol::telemetry::TelemetryStream;
 
 impl Messaging {
-    /// Answers each `settings` command at once with the merged settings;
-    /// keeps the stream open until the client closes it or the server
-    /// shuts down.
+    /// Answers each `settings` command at once with the merged settings
+    /// ([`tern_protocol::telemetry::serve`]); keeps the stream open until
+    /// the client closes it or the server shuts down.
     pub(super) fn telemetry(
         &self,
         req: Request<Streaming<TelemetryCommand>>,
     ) -> Response<TelemetryStream> {
-        let client = Client::of(&req);
-        let mut inbound = req.into_inner();
-        let (tx, rx) = mpsc::channel(8);
-        let this = self.clone();
-        tokio::spawn(async move {
-            let client = match client {
-                Ok(c) => c,
-                Err(status) => {
-                    let cmd = TelemetryCommand {
-                        status: Some(status),
-                        command: None,
-                    };
-                    let _ = tx.send(Ok(cmd)).await;
-                    return;
-                }
-            };
-            loop {
-                tokio::select! {
-                    () = this.closed() => break,
-                    next = inbound.message() => match next {
-                        Ok(Some(cmd)) => {
-                            let Some(Command::Settings(s)) = cmd.command else {
-                                continue;
-                            };
-                            let reply = TelemetryCommand {
-                                status: Some(ok()),
-                                command: Some(Command::Settings(this.settings(s))),
-                            };
-                            if tx.send(Ok(reply)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::debug!(client = %client.id, error = %e, "telemetry stream ended");
-                            break;
-                        }
-                    },
-                }
-            }
-        });
-        Response::new(ReceiverStream::new(rx))
+        let client = Client::of(&req).map(|c| c.id);
+        let (this, that) = (self.clone(), self.clone());
+        let closed = async move { this.closed().await };
+        let stream = telemetry::serve(client, req.into_inner(), closed, move |s| that.settings(s));
+        Response::new(stream)
     }
 
     /// The client's settings merged with the broker's
