@@ -3,7 +3,8 @@
 //! request and answers like an API server would (lists, 404s, echoed
 //! server-side applies). It checks which objects are applied, with which
 //! field manager, what status is written, and that pause, rolling updates
-//! and refused scale-downs behave. The real control plane tests come later.
+//! and refused scale-downs behave. `control_plane/` runs the same against a
+//! real API server.
 
 #[path = "support/api.rs"]
 mod api;
@@ -184,6 +185,8 @@ async fn a_new_cluster_applies_every_child_and_reports_progress() {
     assert_eq!(s["observedGeneration"], 3);
     assert_eq!(s["clientEndpoint"], "prod.mq.svc:9876");
     assert_eq!(s["readyBrokerGroups"], 0);
+    // The groups created in this pass count as existing at once.
+    assert_eq!(s["brokerGroups"], 2);
     assert_eq!(
         condition(&s, "Ready"),
         ("False".to_owned(), "NameserversNotReady".to_owned())
@@ -213,6 +216,7 @@ async fn a_paused_cluster_gets_status_but_no_changes() {
         condition(&s, "Progressing"),
         ("False".to_owned(), "ReconciliationPaused".to_owned())
     );
+    assert_eq!(s["brokerGroups"], 0, "nothing was created while paused");
 }
 
 #[tokio::test]

@@ -134,7 +134,12 @@ pub async fn reconcile<A: BrokerAdmin>(
         ),
         ready_nameservers: nameservers_ready,
         ready_broker_groups: seen.groups_ready,
-        broker_groups: i32::try_from(observed.len()).unwrap_or(i32::MAX),
+        broker_groups: i32::try_from(existing_groups(
+            &observed,
+            &plan,
+            !paused && applied.is_ok(),
+        ))
+        .unwrap_or(i32::MAX),
         client_endpoint: Some(names.client_endpoint()),
     };
     if new != old {
@@ -148,6 +153,20 @@ pub async fn reconcile<A: BrokerAdmin>(
     } else {
         15
     })))
+}
+
+/// How many broker groups exist after this pass: those seen before it,
+/// and the ones it created when it applied children and that succeeded.
+fn existing_groups(observed: &BTreeMap<i32, GroupState>, plan: &Plan, applied: bool) -> usize {
+    let created = if applied {
+        plan.apply
+            .iter()
+            .filter(|g| !observed.contains_key(g))
+            .count()
+    } else {
+        0
+    };
+    observed.len() + created
 }
 
 /// Applies the cluster-wide objects, then the broker groups the plan lets
