@@ -220,8 +220,21 @@ async fn apply<M: Managed, A: BrokerAdmin>(
                     synced += 1;
                     if let BrokerAction::Update(fields) = &s.action {
                         let note = format!("set {} on {endpoint}", fields.join(", "));
+                        tracing::info!(
+                            controller = M::CONTROLLER,
+                            name = %obj.name_any(),
+                            %endpoint,
+                            fields = %fields.join(","),
+                            "updated in the broker"
+                        );
                         base.event(obj.as_ref(), false, "Updated", note).await;
                     } else if s.action == BrokerAction::Create {
+                        tracing::info!(
+                            controller = M::CONTROLLER,
+                            name = %obj.name_any(),
+                            %endpoint,
+                            "created in the broker"
+                        );
                         base.event(
                             obj.as_ref(),
                             false,
@@ -301,6 +314,12 @@ async fn cleanup<M: Managed, A: BrokerAdmin>(
     }
     for endpoint in base.admin_endpoints(&cluster) {
         obj.remove(&base.admin, &endpoint).await?;
+        tracing::info!(
+            controller = M::CONTROLLER,
+            name = %obj.name_any(),
+            %endpoint,
+            "deleted from the broker"
+        );
     }
     base.event(
         obj.as_ref(),

@@ -34,8 +34,9 @@ use tern_operator::crd::BrokerCluster;
 /// How long the operator may take to react to a change.
 pub(super) const REACT: Duration = Duration::from_secs(120);
 
-/// Starts `tern-operator` against `plane` with `kubeconfig` and `args`;
-/// returns it and the port of its HTTP endpoint.
+/// Starts `tern-operator` against `plane` with `kubeconfig` and `args`
+/// (a resync of 5 s unless `args` set `--resync-secs=N`); returns it and
+/// the port of its HTTP endpoint.
 pub(super) fn start_operator(
     plane: &ControlPlane,
     kubeconfig: &Path,
@@ -47,13 +48,15 @@ pub(super) fn start_operator(
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,tern_operator=debug")
         .env_remove("KUBERNETES_SERVICE_HOST")
-        .arg(format!("--http-listen=127.0.0.1:{http}"))
-        .arg("--resync-secs=5");
+        .arg(format!("--http-listen=127.0.0.1:{http}"));
+    if !args.iter().any(|a| a.starts_with("--resync-secs")) {
+        cmd.arg("--resync-secs=5");
+    }
     (Process::spawn("tern-operator", cmd, plane.dir()), http)
 }
 
 /// The body of `GET path` on the operator's HTTP endpoint.
-async fn http_get(port: u16, path: &str) -> String {
+pub(super) async fn http_get(port: u16, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -53,6 +53,26 @@ async fn helm_installs_the_chart_and_its_rbac_is_all_the_operator_needs() {
         .to_string();
     let lint = helm(&plane, &["lint", &chart]);
     assert!(lint.contains("0 chart(s) failed"), "{lint}");
+    // `helm template` renders every object of the chart offline.
+    let rendered = helm(
+        &plane,
+        &[
+            "template",
+            "tern-operator",
+            &chart,
+            "--namespace",
+            "tern-system",
+        ],
+    );
+    for kind in [
+        "kind: Deployment",
+        "kind: ServiceAccount",
+        "kind: ClusterRole",
+        "kind: ClusterRoleBinding",
+        "kind: Role",
+    ] {
+        assert!(rendered.contains(kind), "no `{kind}` in:\n{rendered}");
+    }
     helm(
         &plane,
         &[

@@ -15,6 +15,9 @@
 //! - [`helm`]: `helm lint` and `helm install` of the chart, then the
 //!   operator run as the chart's ServiceAccount (impersonated), so its
 //!   RBAC is proven sufficient.
+//! - [`broker`]: `Topic` and `ConsumerGroup` resources applied by the
+//!   operator to a real `tern standalone` broker: created with their
+//!   settings, drift reverted, queues grown, deleted with the resources.
 //!
 //! Every test is skipped, with a line saying so, when `TERN_K8S_BIN` is
 //! unset: run `export TERN_K8S_BIN=$(scripts/k8s-tools)` first, or
@@ -23,6 +26,7 @@
 //! control planes at once as the machine has cores.
 
 mod api;
+mod broker;
 mod cluster;
 mod harness;
 mod helm;
