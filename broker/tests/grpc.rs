@@ -299,7 +299,7 @@ async fn refusals_have_the_right_codes() {
         .into_inner();
     assert_eq!(code(r.status.as_ref()), Code::NotImplemented as i32);
 
-    // SQL filters are refused clearly.
+    // A malformed SQL filter is refused clearly.
     let mut sql = ReceiveMessageRequest {
         group: res("g1"),
         message_queue: Some(MessageQueue {
@@ -309,7 +309,7 @@ async fn refusals_have_the_right_codes() {
         }),
         filter_expression: Some(FilterExpression {
             r#type: FilterType::Sql as i32,
-            expression: "a > 1".into(),
+            expression: "a >".into(),
         }),
         batch_size: 1,
         ..Default::default()
@@ -434,22 +434,6 @@ async fn sends_spread_over_all_queues() {
             .into_inner();
         assert_eq!(code(r.status.as_ref()), Code::Ok as i32);
     }
-    // Acknowledged sends become readable once dispatched: wait for all 8.
-    let mut admin = server.admin().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let per_queue = loop {
-        let d = admin
-            .describe_topic(DescribeTopicRequest {
-                name: "spread".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let per_queue: Vec<u64> = d.queues.iter().map(|q| q.max_offset).collect();
-        if per_queue.iter().sum::<u64>() == 8 || std::time::Instant::now() > deadline {
-            break per_queue;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let per_queue = server.wait_readable("spread", 8).await;
     assert_eq!(per_queue, vec![2, 2, 2, 2]);
 }

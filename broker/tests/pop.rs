@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use common::{Broker, INV, T0, group, no_tag, offsets};
 use tern_broker::pop::{PROP_DELIVERY_ATTEMPTS, PROP_ORIGIN_QUEUE_OFFSET, PROP_ORIGIN_TOPIC};
 use tern_broker::{
-    BrokerError, GroupConfig, MessageType, Permission, Receipt, ReceiptCodec, ReceiptError,
+    BrokerError, Filter, GroupConfig, MessageType, Permission, Receipt, ReceiptCodec, ReceiptError,
     TagFilter, TopicConfig,
 };
 use tern_model::{GroupName, TopicName};
@@ -137,7 +137,7 @@ fn any_queue_receive_visits_every_queue() {
     );
     let one = b
         .pop
-        .receive(&g, &t, Some(2), 32, INV, &TagFilter::All, T0)
+        .receive(&g, &t, Some(2), 32, INV, &Filter::ALL, T0)
         .unwrap();
     assert!(where_(&one).iter().all(|&(q, _)| q == 2));
 }
@@ -244,7 +244,7 @@ fn dead_letters_are_swept_without_another_receive() {
     // One delivery allowed (no retries), invisible for 300 ms.
     let ds = b
         .pop
-        .receive(&g, &t, None, 32, 300, &TagFilter::All, wall())
+        .receive(&g, &t, None, 32, 300, &Filter::ALL, wall())
         .unwrap();
     assert_eq!(ds.len(), 1);
     assert!(
@@ -377,7 +377,7 @@ fn tag_filters_select_exactly_the_matching_messages() {
     });
 
     let g = group("ac");
-    let f = TagFilter::parse(" a || c ").unwrap();
+    let f = Filter::from(TagFilter::parse(" a || c ").unwrap());
     let ds = b.pop.receive(&g, &t, None, 100, INV, &f, T0).unwrap();
     let want: Vec<u64> = (0..40).filter(|i| i % 4 == 0 || i % 4 == 2).collect();
     assert_eq!(offsets(&ds), want);
@@ -390,7 +390,7 @@ fn tag_filters_select_exactly_the_matching_messages() {
     assert_eq!(all.len(), 40);
 
     // A small batch with a filter still finds matches far apart.
-    let only_b = TagFilter::parse("b").unwrap();
+    let only_b = Filter::from(TagFilter::parse("b").unwrap());
     let ds = b
         .pop
         .receive(&group("b"), &t, None, 3, INV, &only_b, T0)
@@ -420,7 +420,7 @@ fn bad_requests_are_refused() {
     let b = Broker::open(dir.path());
     let t = b.topic("orders", 2);
     let g = group("g");
-    let all = TagFilter::All;
+    let all = Filter::ALL;
     assert!(matches!(
         b.pop.receive(&g, &t, Some(2), 1, INV, &all, T0),
         Err(BrokerError::Invalid(_))

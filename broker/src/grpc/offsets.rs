@@ -24,7 +24,7 @@ use super::convert::{duration_ms, group_name, message_out, now_ms, topic_name};
 use super::receive::filter;
 use super::status::{Client, ok};
 use super::{MAX_LONG_POLLING, Messaging, blocking};
-use crate::filter::TagFilter;
+use crate::filter::Filter;
 use crate::meta::{GroupConfig, TopicConfig};
 use crate::pop::Delivery;
 
@@ -293,7 +293,7 @@ fn look(
     queue: u32,
     offset: u64,
     max: usize,
-    filter: &TagFilter,
+    filter: &Filter,
 ) -> tern_store::Result<Pulled> {
     let (min, end) = store.queue_range(topic, queue);
     if offset < min {
@@ -306,9 +306,10 @@ fn look(
     let mut out = Vec::new();
     let mut scanned = 0;
     while out.len() < max && scanned < MAX_SCAN && from < end {
-        let count = match filter {
-            TagFilter::All => max - out.len(),
-            TagFilter::Tags(_) => (max - out.len()).max(64),
+        let count = if filter.selects_all() {
+            max - out.len()
+        } else {
+            (max - out.len()).max(64)
         }
         .min(MAX_SCAN - scanned);
         let read = store.read_queue(topic, queue, from, count, READ_BYTES)?;
@@ -323,7 +324,7 @@ fn look(
             }
             scanned += 1;
             from = m.queue_offset + 1;
-            if filter.matches(m.message.tag.as_deref()) {
+            if filter.matches(&m.message) {
                 out.push(m);
             }
         }

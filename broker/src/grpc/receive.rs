@@ -12,7 +12,7 @@ use tonic::metadata::MetadataMap;
 use super::convert::{duration_ms, group_name, message_out, now_ms, timestamp, topic_name};
 use super::status::{Client, ok};
 use super::{DEFAULT_INVISIBLE, MAX_LONG_POLLING, MIN_LONG_POLLING, Messaging, blocking};
-use crate::filter::TagFilter;
+use crate::filter::{Filter, SqlFilter, TagFilter};
 use crate::meta::GroupConfig;
 
 /// Part of the client's deadline kept for the answer to reach it.
@@ -188,26 +188,25 @@ fn polling_time(
     }
 }
 
-/// The tag filter of a request; `*` when none is given.
+/// The filter of a request: its tag expression (`*` when none is given
+/// or it is blank) or its SQL92 expression; `ILLEGAL_FILTER_EXPRESSION`
+/// naming the problem if it does not parse.
 pub(super) fn filter(
     c: &Client,
     f: Option<&tern_protocol::v2::FilterExpression>,
-) -> Result<TagFilter, Status> {
+) -> Result<Filter, Status> {
     let Some(f) = f else {
-        return TagFilter::parse("*").map_err(|e| c.error(&e));
+        return Ok(Filter::ALL);
     };
-    if f.r#type == FilterType::Sql as i32 {
-        return Err(c.status(
-            Code::IllegalFilterExpression,
-            "SQL92 filter expressions are not supported yet; use a TAG expression",
-        ));
-    }
-    let expr = if f.expression.trim().is_empty() {
-        "*"
+    let parsed = if f.r#type == FilterType::Sql as i32 {
+        SqlFilter::parse(&f.expression).map(Filter::Sql)
     } else {
-        f.expression.as_str()
+        TagFilter::parse(&f.expression).map(Filter::Tag)
     };
-    TagFilter::parse(expr).map_err(|e| c.status(Code::IllegalFilterExpression, e.to_string()))
+    parsed.map_err(|e| {
+        tracing::debug!(client = %c.id, error = %e, "refused a filter expression");
+        c.status(Code::IllegalFilterExpression, e.to_string())
+    })
 }
 
 /// The time left before the client's `grpc-timeout`, if it sent one.

@@ -7,7 +7,7 @@ use tern_store::{StoreError, StoredMessage};
 use super::state::{Lease, QueueState};
 use super::{DLQ_HOLD_MS, Delivery, Inner, Pop, Sub};
 use crate::error::{BrokerError, Result};
-use crate::filter::TagFilter;
+use crate::filter::Filter;
 use crate::fsutil::lock;
 use crate::meta::{GroupConfig, TopicConfig};
 use crate::pop::journal::Record;
@@ -26,7 +26,7 @@ const READ_BYTES: usize = 4 << 20;
 #[derive(Debug)]
 struct Ask<'a> {
     group: &'a GroupConfig,
-    filter: &'a TagFilter,
+    filter: &'a Filter,
     max: usize,
     invisible_ms: i64,
     now: i64,
@@ -66,7 +66,7 @@ impl Pop {
         queue: Option<u32>,
         max: usize,
         invisible_ms: i64,
-        filter: &TagFilter,
+        filter: &Filter,
         now_ms: i64,
     ) -> Result<Vec<Delivery>> {
         let inner = &self.inner;
@@ -192,7 +192,7 @@ impl Inner {
                     continue;
                 }
             };
-            if !ask.filter.matches(m.message.tag.as_deref()) {
+            if !ask.filter.matches(&m.message) {
                 self.done(st, off);
                 continue;
             }
@@ -215,9 +215,10 @@ impl Inner {
         while out.len() < ask.max && scanned < MAX_SCAN && !(fifo && st.inflight_len() > 0) {
             let from = st.next();
             let room = ask.max - out.len();
-            let count = match ask.filter {
-                TagFilter::All => room,
-                TagFilter::Tags(_) => room.max(FILTER_READ),
+            let count = if ask.filter.selects_all() {
+                room
+            } else {
+                room.max(FILTER_READ)
             }
             .min(MAX_SCAN - scanned);
             let read = self
@@ -238,7 +239,7 @@ impl Inner {
                 }
                 scanned += 1;
                 let off = m.queue_offset;
-                if ask.filter.matches(m.message.tag.as_deref()) {
+                if ask.filter.matches(&m.message) {
                     let lease = Lease {
                         attempt: 1,
                         until: ask.until(),

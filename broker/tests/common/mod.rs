@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tern_broker::{
-    Delivery, GroupConfig, MessageType, Permission, Pop, PopConfig, Registry, TagFilter,
-    TopicConfig,
+    Delivery, Filter, GroupConfig, MessageType, Permission, Pop, PopConfig, Registry, TopicConfig,
 };
 use tern_harness::small_store_config;
 use tern_model::{GroupName, Message, TopicName};
@@ -81,7 +80,7 @@ impl Broker {
     /// Receives with no filter from any queue.
     pub fn recv(&self, g: &GroupConfig, t: &TopicConfig, max: usize, now: i64) -> Vec<Delivery> {
         self.pop
-            .receive(g, t, None, max, INV, &TagFilter::All, now)
+            .receive(g, t, None, max, INV, &Filter::ALL, now)
             .unwrap()
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tern_broker::{Broker, BrokerConfig};
 use tern_protocol::admin::tern_admin_client::TernAdminClient;
-use tern_protocol::admin::{CreateTopicRequest, Topic};
+use tern_protocol::admin::{CreateTopicRequest, DescribeTopicRequest, Topic};
 use tern_protocol::v2::messaging_service_client::MessagingServiceClient;
 use tern_protocol::v2::receive_message_response::Content;
 use tern_protocol::v2::*;
@@ -72,8 +72,8 @@ impl Server {
     }
 
     pub async fn create_topic(&self, name: &str, queues: i32) {
-        let mut admin = TernAdminClient::new(self.channel().await);
-        admin
+        self.admin()
+            .await
             .create_topic(CreateTopicRequest {
                 topic: Some(Topic {
                     name: name.into(),
@@ -83,6 +83,34 @@ impl Server {
             })
             .await
             .unwrap();
+    }
+
+    /// Messages stored per queue of `topic` once `total` have become
+    /// readable (an acknowledged send is dispatched to its queue in the
+    /// background, a moment later); panics after 10 s.
+    #[allow(
+        dead_code,
+        reason = "this module is compiled into several test crates; not all of them wait"
+    )]
+    pub async fn wait_readable(&self, topic: &str, total: u64) -> Vec<u64> {
+        let mut admin = self.admin().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = admin
+                .describe_topic(DescribeTopicRequest { name: topic.into() })
+                .await
+                .unwrap()
+                .into_inner();
+            let per_queue: Vec<u64> = d.queues.iter().map(|q| q.max_offset).collect();
+            if per_queue.iter().sum::<u64>() >= total {
+                return per_queue;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{topic}: only {per_queue:?} of {total} readable after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub async fn stop(mut self) {

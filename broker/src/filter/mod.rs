@@ -1,15 +1,71 @@
-//! RocketMQ tag filter expressions.
+//! RocketMQ filter expressions: tag expressions ([`TagFilter`]) and SQL92
+//! expressions over message properties ([`SqlFilter`]), together a
+//! [`Filter`].
 //!
+//! Tag expressions:
 //! `*` or an empty expression selects every message; `a || b || c`
 //! selects messages whose tag is one of the listed tags (a message with no
 //! tag matches only `*`). Whitespace around tags and operators is ignored.
 //! Empty alternatives (`a ||`, `|| b`), a lone `|`, and `*` mixed with
 //! tags are refused.
 
+mod sql;
+
 use std::collections::BTreeSet;
 use std::fmt;
 
+use tern_model::Message;
+
+pub use self::sql::SqlFilter;
 use crate::error::{BrokerError, Result};
+
+/// What a consumer selects: by tag or by an SQL92 expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// A tag expression.
+    Tag(TagFilter),
+    /// An SQL92 expression over the message's properties.
+    Sql(SqlFilter),
+}
+
+impl Filter {
+    /// The filter that selects every message.
+    pub const ALL: Self = Self::Tag(TagFilter::All);
+
+    /// Whether `message` passes the filter.
+    pub fn matches(&self, message: &Message) -> bool {
+        match self {
+            Self::Tag(f) => f.matches(message.tag.as_deref()),
+            Self::Sql(f) => f.matches(message),
+        }
+    }
+
+    /// Whether the filter selects every message (so none need be skipped).
+    pub fn selects_all(&self) -> bool {
+        matches!(self, Self::Tag(TagFilter::All))
+    }
+}
+
+impl From<TagFilter> for Filter {
+    fn from(f: TagFilter) -> Self {
+        Self::Tag(f)
+    }
+}
+
+impl From<SqlFilter> for Filter {
+    fn from(f: SqlFilter) -> Self {
+        Self::Sql(f)
+    }
+}
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tag(t) => t.fmt(f),
+            Self::Sql(s) => s.fmt(f),
+        }
+    }
+}
 
 /// A parsed tag expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
