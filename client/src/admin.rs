@@ -10,8 +10,13 @@ use tonic::transport::Channel;
 use crate::ClientError;
 use crate::endpoint::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoints};
 use crate::types::{
-    self, ClusterStatus, Group, GroupDetails, GroupSpec, Topic, TopicDetails, TopicSpec,
+    self, ClusterStatus, Group, GroupDetails, GroupSpec, MessageQuery, MessageQueryResult,
+    StoredMessage, Topic, TopicDetails, TopicSpec,
 };
+
+/// Largest answer accepted: message queries may carry several MiB of
+/// bodies (the broker keeps an answer's records under 8 MiB).
+const MAX_ANSWER_BYTES: usize = 32 << 20;
 
 /// A client of the admin service of one Tern endpoint: topics, consumer
 /// groups, lag and cluster status. Cheap to clone.
@@ -56,7 +61,7 @@ impl AdminClient {
     ) -> Result<Self, ClientError> {
         let (channel, _) = endpoints.connect(connect_timeout).await?;
         Ok(Self {
-            inner: TernAdminClient::new(channel),
+            inner: TernAdminClient::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES),
             call_timeout,
         })
     }
@@ -259,6 +264,60 @@ impl AdminClient {
             .collect::<Result<_, _>>()
             .map_err(|d| ClientError::bad_response(action, d))?;
         Ok(ClusterStatus { brokers })
+    }
+
+    /// The messages stored with `message_id`, oldest first: normally one,
+    /// more if a producer reused the id. None stored is a
+    /// [`ClientError::Grpc`] with code NOT_FOUND.
+    pub async fn get_message(&self, message_id: &str) -> Result<Vec<StoredMessage>, ClientError> {
+        let action = format!("getting message {message_id}");
+        if message_id.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "the message id is empty".into(),
+            ));
+        }
+        let req = pb::GetMessageRequest {
+            message_id: message_id.to_owned(),
+        };
+        let resp = self
+            .inner
+            .clone()
+            .get_message(self.request(req))
+            .await
+            .map_err(|s| ClientError::grpc(&action, &s))?;
+        resp.into_inner()
+            .messages
+            .into_iter()
+            .map(types::stored_message_from)
+            .collect::<Result<_, _>>()
+            .map_err(|d| ClientError::bad_response(&action, d))
+    }
+
+    /// The messages of a topic with a key, in a time range, or both (see
+    /// [`MessageQuery`]), oldest first.
+    pub async fn query_messages(
+        &self,
+        query: &MessageQuery,
+    ) -> Result<MessageQueryResult, ClientError> {
+        let action = format!("querying messages of topic {}", query.topic);
+        let req = query.to_pb()?;
+        let resp = self
+            .inner
+            .clone()
+            .query_messages(self.request(req))
+            .await
+            .map_err(|s| ClientError::grpc(&action, &s))?
+            .into_inner();
+        let messages = resp
+            .messages
+            .into_iter()
+            .map(types::stored_message_from)
+            .collect::<Result<_, _>>()
+            .map_err(|d| ClientError::bad_response(&action, d))?;
+        Ok(MessageQueryResult {
+            messages,
+            truncated: resp.truncated,
+        })
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - [`AdminClient`]: Tern's admin API (`tern.admin.v1.TernAdmin`):
 //!   create, update, describe, list and delete topics and consumer groups,
-//!   a group's lag per queue, and cluster status.
+//!   a group's lag per queue, cluster status, and finding stored messages
+//!   by id, key or store time.
 //! - [`MessagingClient`]: a small client of the RocketMQ 5 messaging
 //!   service (`apache.rocketmq.v2.MessagingService`): send, receive and
 //!   acknowledge. It is meant for tools and tests; applications should use
@@ -35,6 +36,7 @@ pub use messaging::{
 };
 pub use tern_model::{GroupName, NameError, TopicName};
 pub use types::{
-    BrokerStatus, ClusterStatus, Group, GroupDetails, GroupSpec, MessageType, Permission, QueueLag,
-    QueueRange, StoreStats, Topic, TopicDetails, TopicLag, TopicSpec,
+    BrokerStatus, ClusterStatus, Group, GroupDetails, GroupSpec, MessageQuery, MessageQueryResult,
+    MessageType, Permission, QueueLag, QueueRange, StoreStats, StoredMessage, Topic, TopicDetails,
+    TopicLag, TopicSpec,
 };

@@ -4,6 +4,7 @@
 //! they convert: an unknown enum value or a negative count is an error,
 //! never a silent default.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -341,6 +342,106 @@ pub struct ClusterStatus {
     pub brokers: Vec<BrokerStatus>,
 }
 
+/// A message as a broker stored it, found by
+/// [`AdminClient::get_message`](crate::AdminClient::get_message) or
+/// [`AdminClient::query_messages`](crate::AdminClient::query_messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The id the producer gave it.
+    pub message_id: String,
+    /// Its topic.
+    pub topic: TopicName,
+    /// Its queue.
+    pub queue_id: u32,
+    /// Its offset in the queue.
+    pub queue_offset: u64,
+    /// When the broker stored it, in milliseconds since the Unix epoch.
+    pub store_timestamp_ms: i64,
+    /// When the producer created it, in milliseconds since the Unix epoch.
+    pub born_timestamp_ms: i64,
+    /// Its tag, if any.
+    pub tag: Option<String>,
+    /// Its keys.
+    pub keys: Vec<String>,
+    /// Its user properties.
+    pub properties: BTreeMap<String, String>,
+    /// Its body.
+    pub body: Vec<u8>,
+    /// Byte position of its record in the broker's commit log.
+    pub commit_log_offset: u64,
+}
+
+/// What [`AdminClient::query_messages`](crate::AdminClient::query_messages)
+/// looks for in one topic: messages with a key, stored in a time range, or
+/// both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageQuery {
+    /// The topic to search.
+    pub topic: TopicName,
+    /// Only messages carrying this key; the newest ones are returned.
+    pub key: Option<String>,
+    /// Only messages stored at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only messages stored before this time (ms since the epoch).
+    pub until_ms: Option<i64>,
+    /// Most messages to return, 1 to 1024; `None` means the broker's
+    /// default (32).
+    pub max_messages: Option<u32>,
+}
+
+impl MessageQuery {
+    /// A query for any message of `topic` (the oldest ones are returned).
+    pub fn new(topic: TopicName) -> Self {
+        Self {
+            topic,
+            key: None,
+            since_ms: None,
+            until_ms: None,
+            max_messages: None,
+        }
+    }
+
+    /// The request, checked: an empty key, an empty time range or a
+    /// maximum outside 1..=1024 is refused before anything is sent.
+    pub(crate) fn to_pb(&self) -> Result<pb::QueryMessagesRequest, ClientError> {
+        if self.key.as_deref() == Some("") {
+            return Err(ClientError::InvalidArgument("the key is empty".into()));
+        }
+        if let (Some(since), Some(until)) = (self.since_ms, self.until_ms)
+            && until <= since
+        {
+            return Err(ClientError::InvalidArgument(
+                "the end of the time range must be later than its start".into(),
+            ));
+        }
+        let max_messages = match self.max_messages {
+            None => 0,
+            Some(n @ 1..=1024) => n,
+            Some(n) => {
+                return Err(ClientError::InvalidArgument(format!(
+                    "at most 1 to 1024 messages can be asked for, not {n}"
+                )));
+            }
+        };
+        Ok(pb::QueryMessagesRequest {
+            topic: self.topic.to_string(),
+            key: self.key.clone(),
+            since_ms: self.since_ms,
+            until_ms: self.until_ms,
+            max_messages,
+        })
+    }
+}
+
+/// The answer to a [`MessageQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageQueryResult {
+    /// The messages found, oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// More messages matched than were returned.
+    pub truncated: bool,
+}
+
 // ---------------------------------------------------------------------------
 // From protobuf, checked
 // ---------------------------------------------------------------------------
@@ -427,6 +528,22 @@ pub(crate) fn broker_from(b: pb::BrokerStatus) -> Result<BrokerStatus, String> {
     })
 }
 
+pub(crate) fn stored_message_from(m: pb::StoredMessage) -> Result<StoredMessage, String> {
+    Ok(StoredMessage {
+        message_id: m.message_id,
+        topic: TopicName::new(m.topic).map_err(|e| e.to_string())?,
+        queue_id: count("queue id", m.queue_id)?,
+        queue_offset: m.queue_offset,
+        store_timestamp_ms: m.store_timestamp_ms,
+        born_timestamp_ms: m.born_timestamp_ms,
+        tag: m.tag,
+        keys: m.keys,
+        properties: m.properties.into_iter().collect(),
+        body: m.body,
+        commit_log_offset: m.commit_log_offset,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,5 +605,34 @@ mod tests {
             max_retries: 3,
         };
         assert!(group_from(bad_name).is_err());
+    }
+
+    #[test]
+    fn message_queries_check_their_bounds() {
+        let mut q = MessageQuery::new(TopicName::new("orders").unwrap());
+        assert_eq!(q.to_pb().unwrap().max_messages, 0);
+        q.max_messages = Some(0);
+        assert!(q.to_pb().is_err());
+        q.max_messages = Some(1025);
+        assert!(q.to_pb().is_err());
+        q.max_messages = Some(1024);
+        q.since_ms = Some(2_000);
+        q.until_ms = Some(2_000);
+        assert!(q.to_pb().is_err());
+        q.until_ms = Some(2_001);
+        q.key = Some(String::new());
+        assert!(q.to_pb().is_err());
+        q.key = Some("k".into());
+        let pb = q.to_pb().unwrap();
+        assert_eq!(
+            (pb.key.as_deref(), pb.since_ms, pb.until_ms, pb.max_messages),
+            (Some("k"), Some(2_000), Some(2_001), 1024)
+        );
+        let bad = pb::StoredMessage {
+            topic: "orders".into(),
+            queue_id: -3,
+            ..Default::default()
+        };
+        assert!(stored_message_from(bad).unwrap_err().contains("negative"));
     }
 }

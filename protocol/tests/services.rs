@@ -41,7 +41,7 @@ const MESSAGING_RPCS: [&str; 17] = [
     "SyncLiteSubscription",
 ];
 
-const ADMIN_RPCS: [&str; 11] = [
+const ADMIN_RPCS: [&str; 13] = [
     "CreateTopic",
     "UpdateTopic",
     "DescribeTopic",
@@ -53,6 +53,8 @@ const ADMIN_RPCS: [&str; 11] = [
     "ListGroups",
     "DeleteGroup",
     "ClusterStatus",
+    "GetMessage",
+    "QueryMessages",
 ];
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -242,6 +244,18 @@ impl TernAdmin for Probe {
         _: Request<admin::ClusterStatusRequest>,
     ) -> Result<Response<admin::ClusterStatusResponse>, Status> {
         named("ClusterStatus")
+    }
+    async fn get_message(
+        &self,
+        _: Request<admin::GetMessageRequest>,
+    ) -> Result<Response<admin::GetMessageResponse>, Status> {
+        named("GetMessage")
+    }
+    async fn query_messages(
+        &self,
+        _: Request<admin::QueryMessagesRequest>,
+    ) -> Result<Response<admin::QueryMessagesResponse>, Status> {
+        named("QueryMessages")
     }
 }
 

@@ -1,4 +1,5 @@
-//! `TernAdmin`: topics, consumer groups and cluster status.
+//! `TernAdmin`: topics, consumer groups, cluster status and message query
+//! (the lookups themselves are in `query.rs`).
 //!
 //! Unlike the RocketMQ service, this one reports failures as gRPC
 //! statuses: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT and so on.
@@ -13,6 +14,7 @@ use tern_store::Store;
 use tonic::{Request, Response, Status};
 
 use super::blocking;
+use super::query::{self, Query};
 use crate::error::BrokerError;
 use crate::meta::{GroupConfig, MessageType, Permission, Registry, TopicConfig};
 use crate::pop::Pop;
@@ -305,6 +307,43 @@ impl TernAdmin for Admin {
         };
         Ok(Response::new(ClusterStatusResponse {
             brokers: vec![broker],
+        }))
+    }
+
+    async fn get_message(&self, req: Request<GetMessageRequest>) -> Reply<GetMessageResponse> {
+        let id = req.into_inner().message_id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("message id is required"));
+        }
+        let store = self.store.clone();
+        let lookup = id.clone();
+        let found = blocking(move || query::by_id(&store, &lookup))
+            .await
+            .map_err(grpc)?;
+        if found.is_empty() {
+            return Err(Status::not_found(format!(
+                "no message with id {id} is stored"
+            )));
+        }
+        Ok(Response::new(GetMessageResponse {
+            messages: found.into_iter().map(query::to_pb).collect(),
+        }))
+    }
+
+    async fn query_messages(
+        &self,
+        req: Request<QueryMessagesRequest>,
+    ) -> Reply<QueryMessagesResponse> {
+        let req = req.into_inner();
+        let q = Query::from_pb(&req)?;
+        let topic = self.registry.topic(&req.topic).map_err(grpc)?;
+        let store = self.store.clone();
+        let (found, truncated) = blocking(move || query::find(&store, &topic, &q))
+            .await
+            .map_err(grpc)?;
+        Ok(Response::new(QueryMessagesResponse {
+            messages: found.into_iter().map(query::to_pb).collect(),
+            truncated,
         }))
     }
 }

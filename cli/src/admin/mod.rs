@@ -1,5 +1,6 @@
 //! Administration and everyday use against a running Tern: `tern topic`,
-//! `tern group`, `tern cluster`, `tern produce` and `tern consume`.
+//! `tern group`, `tern cluster`, `tern produce`, `tern consume` and
+//! `tern message`.
 //!
 //! Each command connects with `tern-client` to `--endpoint`, does one
 //! thing, and prints the result as a human table or, with `--output json`,
@@ -10,6 +11,7 @@
 mod cluster;
 mod consume;
 mod group;
+mod message;
 mod output;
 mod produce;
 mod topic;
@@ -49,6 +51,10 @@ pub enum AdminCommand {
     /// group
     #[command(long_about = consume::LONG_ABOUT)]
     Consume(consume::ConsumeArgs),
+
+    /// Find stored messages by id, by key or by store time
+    #[command(subcommand, long_about = message::LONG_ABOUT)]
+    Message(message::MessageCommand),
 }
 
 /// Where to connect and how to print: the options every command takes.
@@ -129,6 +135,7 @@ pub(crate) fn run(command: AdminCommand) -> anyhow::Result<()> {
             AdminCommand::Cluster(c) => cluster::run(c).await,
             AdminCommand::Produce(a) => produce::run(a).await,
             AdminCommand::Consume(a) => consume::run(a).await,
+            AdminCommand::Message(c) => message::run(c).await,
         }
     })
 }
