@@ -8,7 +8,8 @@
 //! - [`receipt`]: receipt handles, opaque strings naming one delivery,
 //!   signed with HMAC-SHA256 under a per-broker secret kept in the data
 //!   directory;
-//! - [`filter`]: RocketMQ tag filter expressions (`*`, `a || b`);
+//! - [`filter`]: RocketMQ filter expressions: tags (`*`, `a || b`) and
+//!   SQL92 over message properties (`a > 5 AND TAGS IN ('x')`);
 //! - [`pop`]: POP-style consumption per (group, topic, queue): receive
 //!   with invisibility, redelivery with rising attempt numbers, ack,
 //!   change of invisibility, dead-lettering to `%DLQ%<group>`, committed
@@ -26,6 +27,9 @@
 //!   ([`grpc::Admin`]: topics, groups with lag, cluster status). Protobuf
 //!   requests become validated values at the edge, and [`BrokerError`] is
 //!   mapped to RocketMQ status codes in one place;
+//! - [`dedup`]: send de-duplication: a repeated send of a message id
+//!   within a window is answered with the original result, not stored
+//!   again (also across a restart, from the store's message-id index);
 //! - [`metrics`]: Prometheus metrics and the HTTP port serving them with
 //!   `/healthz` and `/readyz`;
 //! - [`cluster`]: with name servers configured, registration of the
@@ -36,11 +40,12 @@
 //!   port if configured), with a graceful shutdown.
 //!
 //! Still to come: FIFO ordering by message group, delay and transaction
-//! messages, SQL filters, TLS and authentication.
+//! messages, TLS and authentication.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
 mod codec;
+pub mod dedup;
 pub mod error;
 pub mod filter;
 mod fsutil;
@@ -51,8 +56,9 @@ pub mod pop;
 pub mod receipt;
 mod server;
 
+pub use dedup::DedupConfig;
 pub use error::{BrokerError, Result};
-pub use filter::TagFilter;
+pub use filter::{Filter, SqlFilter, TagFilter};
 pub use meta::{GroupConfig, MessageType, Permission, Registry, TopicConfig};
 pub use pop::{Delivery, Pop, PopConfig, QueueStats};
 pub use receipt::{Receipt, ReceiptCodec, ReceiptError};

@@ -64,6 +64,9 @@ pub struct BrokerConfig {
     pub nameservers: Vec<String>,
     /// Time between heartbeats to each name server. Default 30 s.
     pub heartbeat_interval: Duration,
+    /// Send de-duplication window and memory bound. Default 5 minutes,
+    /// 1 000 000 message ids.
+    pub dedup: crate::DedupConfig,
 }
 
 impl BrokerConfig {
@@ -80,6 +83,7 @@ impl BrokerConfig {
             cluster: "tern".to_owned(),
             nameservers: Vec::new(),
             heartbeat_interval: Duration::from_secs(30),
+            dedup: crate::DedupConfig::default(),
         }
     }
 }
@@ -145,6 +149,7 @@ impl Broker {
             max_pending_sends: self.cfg.max_pending_sends,
             auto_renew_invisible: self.cfg.auto_renew_invisible,
             cluster: crate::cluster::routes(&self.cfg.nameservers)?,
+            dedup: self.cfg.dedup,
             ..ServiceConfig::new(
                 self.cfg.name.clone(),
                 advertised.clone(),

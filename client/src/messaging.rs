@@ -60,11 +60,10 @@ pub struct OutgoingMessage {
 pub struct SendReceipt {
     /// The id the client gave the message.
     pub message_id: String,
-    /// The broker holding the queue.
+    /// The broker it was sent to. (The broker chooses the queue, and the
+    /// protocol's answer does not say which.)
     pub broker: String,
-    /// The queue it went to (on that broker).
-    pub queue_id: u32,
-    /// Its offset in that queue.
+    /// Its offset in the queue the broker chose.
     pub offset: u64,
 }
 

@@ -53,7 +53,6 @@ pub(crate) fn sent(
     Ok(SendReceipt {
         message_id: e.message_id,
         broker: queue.broker.clone(),
-        queue_id: queue.queue_id,
         offset,
     })
 }

@@ -17,6 +17,7 @@
 mod admin;
 mod convert;
 mod offsets;
+mod query;
 mod receive;
 mod renew;
 mod send;
@@ -38,6 +39,7 @@ pub use renew::Renewals;
 pub use status::{CLIENT_ID_HEADER, LANGUAGE_HEADER, PROTOCOL_VERSION_HEADER};
 pub use wake::Wakers;
 
+use crate::dedup::{Dedup, DedupConfig};
 use crate::error::{BrokerError, Result};
 use crate::meta::Registry;
 use crate::metrics::{Listeners, Metrics};
@@ -77,6 +79,9 @@ pub struct ServiceConfig {
     /// has any; `None` (the default) answers routes from this broker
     /// alone.
     pub cluster: Option<Arc<crate::cluster::ClusterRoutes>>,
+    /// Send de-duplication: how long and how many message ids are
+    /// remembered (see [`crate::dedup`]). Default 5 minutes, 1 000 000.
+    pub dedup: DedupConfig,
 }
 
 impl ServiceConfig {
@@ -96,6 +101,7 @@ impl ServiceConfig {
             max_pending_sends: Self::DEFAULT_MAX_PENDING_SENDS,
             auto_renew_invisible: DEFAULT_INVISIBLE,
             cluster: None,
+            dedup: DedupConfig::default(),
         }
     }
 }
@@ -120,6 +126,8 @@ struct Shared {
     pending_sends: Arc<AtomicUsize>,
     /// Round-robin counter choosing the queue of each send request.
     next_queue: AtomicUsize,
+    /// Message ids recently stored, answering repeated sends.
+    dedup: Arc<Dedup>,
 }
 
 impl Messaging {
@@ -142,6 +150,7 @@ impl Messaging {
             tracing::warn!("the store already has a listener; long polls fall back to timers");
         }
         let renewals = Arc::new(Renewals::new(cfg.auto_renew_invisible));
+        let dedup = Arc::new(Dedup::new(cfg.dedup, &store));
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -154,6 +163,7 @@ impl Messaging {
                 renewals,
                 pending_sends: Arc::new(AtomicUsize::new(0)),
                 next_queue: AtomicUsize::new(0),
+                dedup,
             }),
         }
     }

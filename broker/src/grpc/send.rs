@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use tern_model::Message;
 use tern_protocol::v2::{Code, SendMessageRequest, SendMessageResponse, SendResultEntry};
 
 use super::Messaging;
 use super::convert::message_in;
 use super::status::{Client, ok, overall};
+use crate::dedup::{self, Begin, Claim, Stored};
 use crate::error::BrokerError;
 use crate::meta::{MessageType, TopicConfig};
 
@@ -71,44 +73,168 @@ impl Messaging {
                 ..Default::default()
             });
         }
-        if !batch.is_empty() {
-            let (slots, msgs): (Vec<usize>, Vec<_>) = batch.into_iter().unzip();
-            let result = match self.admit() {
-                Ok(pending) => {
-                    let started = Instant::now();
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    // Pending until the store completes it, even if the
-                    // client gives up first.
-                    sh.store.append_then(&msgs, move |r| {
-                        drop(pending);
-                        let _ = tx.send(r);
-                    });
-                    let r = rx.await.unwrap_or(Err(tern_store::StoreError::Closed));
-                    sh.metrics.appended(started.elapsed());
-                    r.map_err(BrokerError::from)
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(appended) => {
-                    for m in &msgs {
-                        sh.metrics.stored(m.topic.as_str(), m.body.len());
-                    }
-                    for (slot, a) in slots.into_iter().zip(appended) {
-                        entries[slot].offset = i64::try_from(a.queue_offset).unwrap_or(i64::MAX);
-                    }
-                }
-                Err(e) => {
-                    let s = c.error(&e);
-                    for slot in slots {
-                        entries[slot].status = Some(s.clone());
-                    }
-                }
-            }
+        // Rounds: a message whose id another send is writing waits for
+        // that outcome and is looked at again (stored, or written if that
+        // write failed).
+        let mut todo = batch;
+        while !todo.is_empty() {
+            todo = self.send_round(c, todo, &mut entries).await;
         }
         SendMessageResponse {
             status: Some(overall(entries.iter().filter_map(|e| e.status.as_ref()))),
             entries,
+        }
+    }
+
+    /// One round of a send: answers ids stored before from memory (or,
+    /// just after a restart, from the index), writes the rest in one
+    /// batch, and only then waits for ids other sends are writing (so
+    /// two requests sharing ids never wait for each other), returning
+    /// those to look at again.
+    async fn send_round(
+        &self,
+        c: &Client,
+        todo: Vec<(usize, Message)>,
+        entries: &mut [SendResultEntry],
+    ) -> Vec<(usize, Message)> {
+        let sh = &self.shared;
+        let mut write = Vec::with_capacity(todo.len());
+        let mut waiting = Vec::new();
+        let mut recall = false;
+        for (slot, msg) in todo {
+            if !sh.dedup.enabled() || msg.message_id.is_empty() {
+                write.push((slot, msg, None));
+                continue;
+            }
+            match sh.dedup.begin(msg.topic.as_str(), &msg.message_id) {
+                Begin::Stored(s) => {
+                    tracing::debug!(topic = %msg.topic, message_id = %msg.message_id, queue = s.queue_id, offset = s.queue_offset, "repeated send answered with the original result");
+                    entries[slot].offset = offset_of(s.queue_offset);
+                }
+                Begin::Claimed(claim) => {
+                    recall = recall || sh.dedup.recalling();
+                    write.push((slot, msg, Some(claim)));
+                }
+                Begin::Wait(rx) => waiting.push((slot, msg, rx)),
+            }
+        }
+        if recall {
+            write = self.recall(c, write, entries).await;
+        }
+        if !write.is_empty() {
+            self.append(c, write, entries).await;
+        }
+        let mut again = Vec::with_capacity(waiting.len());
+        for (slot, msg, rx) in waiting {
+            dedup::wait(rx).await;
+            again.push((slot, msg));
+        }
+        again
+    }
+
+    /// Just after a restart: answers the claimed ids the previous run
+    /// stored within the window from the store's message-id index, and
+    /// returns the rest to write.
+    async fn recall(
+        &self,
+        c: &Client,
+        write: Vec<Claimed>,
+        entries: &mut [SendResultEntry],
+    ) -> Vec<Claimed> {
+        let slots: Vec<usize> = write.iter().map(|w| w.0).collect();
+        let sh = Arc::clone(&self.shared);
+        let found = super::blocking(move || {
+            let mut rest = Vec::with_capacity(write.len());
+            let mut found = Vec::new();
+            for (slot, msg, claim) in write {
+                let hit = claim.as_ref().and_then(|_| {
+                    sh.dedup
+                        .recall(&sh.store, msg.topic.as_str(), &msg.message_id)
+                });
+                match (hit, claim) {
+                    (Some((s, age)), Some(claim)) => {
+                        tracing::info!(topic = %msg.topic, message_id = %msg.message_id, queue = s.queue_id, offset = s.queue_offset, "send repeated after a restart answered with the original result");
+                        claim.stored_ago(s, age);
+                        found.push((slot, s.queue_offset));
+                    }
+                    (_, claim) => rest.push((slot, msg, claim)),
+                }
+            }
+            Ok((rest, found))
+        })
+        .await;
+        match found {
+            Ok((rest, found)) => {
+                for (slot, offset) in found {
+                    entries[slot].offset = offset_of(offset);
+                }
+                rest
+            }
+            // The blocking pool failed: the claims are dropped, and the
+            // client's retry looks again.
+            Err(e) => {
+                let s = c.error(&e);
+                for slot in slots {
+                    entries[slot].status = Some(s.clone());
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Appends `write` in one batch; its claims are completed when the
+    /// append is (even if the client gave up before).
+    async fn append(&self, c: &Client, write: Vec<Claimed>, entries: &mut [SendResultEntry]) {
+        let sh = &self.shared;
+        let mut slots = Vec::with_capacity(write.len());
+        let mut msgs = Vec::with_capacity(write.len());
+        let mut claims = Vec::with_capacity(write.len());
+        for (slot, msg, claim) in write {
+            slots.push(slot);
+            claims.push(claim.map(|cl| (cl, msg.queue_id)));
+            msgs.push(msg);
+        }
+        let result = match self.admit() {
+            Ok(pending) => {
+                let started = Instant::now();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                // Pending until the store completes it, even if the
+                // client gives up first.
+                sh.store.append_then(&msgs, move |r| {
+                    if let Ok(appended) = &r {
+                        for (claim, a) in claims.into_iter().zip(appended) {
+                            if let Some((claim, queue_id)) = claim {
+                                claim.stored(Stored {
+                                    queue_id,
+                                    queue_offset: a.queue_offset,
+                                });
+                            }
+                        }
+                    }
+                    drop(pending);
+                    let _ = tx.send(r);
+                });
+                let r = rx.await.unwrap_or(Err(tern_store::StoreError::Closed));
+                sh.metrics.appended(started.elapsed());
+                r.map_err(BrokerError::from)
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(appended) => {
+                for m in &msgs {
+                    sh.metrics.stored(m.topic.as_str(), m.body.len());
+                }
+                for (slot, a) in slots.into_iter().zip(appended) {
+                    entries[slot].offset = offset_of(a.queue_offset);
+                }
+            }
+            Err(e) => {
+                let s = c.error(&e);
+                for slot in slots {
+                    entries[slot].status = Some(s.clone());
+                }
+            }
         }
     }
 
@@ -138,6 +264,15 @@ impl Messaging {
         }
         Ok(guard)
     }
+}
+
+/// A message to write: its slot in the response, and the claim on its
+/// id when de-duplicated.
+type Claimed = (usize, Message, Option<Claim>);
+
+/// A queue offset as the protocol carries it.
+fn offset_of(queue_offset: u64) -> i64 {
+    i64::try_from(queue_offset).unwrap_or(i64::MAX)
 }
 
 /// The queue a request's messages go to on its `turn` of the round robin.

@@ -16,13 +16,14 @@ use super::output::{Output, count, is_broken_pipe, print_json_line, say};
 pub(super) const LONG_ABOUT: &str = "Send messages to a topic.\n\n\
 With --body, sends one message with that body. Otherwise sends one message \
 per line of standard input (without its line ending; empty lines are \
-skipped), in batches, spread round-robin over the topic's queues on every \
-broker holding it (--endpoint may be a broker or a name server). Every \
+skipped), in batches, spread round-robin over every broker holding the \
+topic (--endpoint may be a broker or a name server); each broker spreads \
+the batches it gets over its queues. Every \
 message gets the same --tag, --key and --property values.\n\n\
-Output: for --body, the message id, queue and offset; for standard input, \
+Output: for --body, the message id, broker and offset; for standard input, \
 a summary (and a progress counter on standard error when it is a terminal). \
 With --output json, one JSON object per message and line (JSON lines): \
-{\"message_id\": ..., \"broker\": ..., \"queue_id\": ..., \"offset\": ...}.\n\n\
+{\"message_id\": ..., \"broker\": ..., \"offset\": ...}.\n\n\
 If some messages are refused, each is reported on standard error with its \
 line number and the exit status is 1.\n\n\
 Examples:\n  \
@@ -164,12 +165,8 @@ impl Producer<'_> {
                         )?,
                         Output::Table if self.args.body.is_some() => writeln!(
                             self.out,
-                            "sent message {} to topic {}: broker {}, queue {}, offset {}",
-                            receipt.message_id,
-                            self.args.topic,
-                            receipt.broker,
-                            receipt.queue_id,
-                            receipt.offset
+                            "sent message {} to topic {}: broker {}, offset {}",
+                            receipt.message_id, self.args.topic, receipt.broker, receipt.offset
                         )?,
                         Output::Table => {}
                     }

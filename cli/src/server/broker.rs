@@ -108,6 +108,18 @@ pub struct BrokerArgs {
     /// renewed while the consumer is connected [default: 60]
     #[arg(long, value_name = "SECS", env = "TERN_LIMITS_AUTO_RENEW_SECS")]
     pub limits_auto_renew_secs: Option<u64>,
+
+    /// A repeated send of a message id (same topic) within this many
+    /// seconds is answered with the original result, not stored again; 0
+    /// turns de-duplication off [default: 300]
+    #[arg(long, value_name = "SECS", env = "TERN_LIMITS_DEDUP_WINDOW_SECS")]
+    pub limits_dedup_window_secs: Option<u64>,
+
+    /// Most message ids send de-duplication remembers (about 220 bytes
+    /// each); past it the oldest are forgotten first; 0 turns it off
+    /// [default: 1000000]
+    #[arg(long, value_name = "N", env = "TERN_LIMITS_DEDUP_MAX_ENTRIES")]
+    pub limits_dedup_max_entries: Option<usize>,
 }
 
 /// Long help of `tern broker`.
@@ -203,6 +215,12 @@ impl BrokerArgs {
         if let Some(secs) = self.limits_auto_renew_secs.or(limits.auto_renew_secs) {
             anyhow::ensure!(secs > 0, "auto_renew_secs must be at least 1");
             cfg.auto_renew_invisible = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.limits_dedup_window_secs.or(limits.dedup_window_secs) {
+            cfg.dedup.window = Duration::from_secs(secs);
+        }
+        if let Some(n) = self.limits_dedup_max_entries.or(limits.dedup_max_entries) {
+            cfg.dedup.max_entries = n;
         }
         Ok((cfg, listen))
     }

@@ -46,6 +46,8 @@ pub(crate) struct LimitsFile {
     pub max_unflushed_bytes: Option<u64>,
     pub max_pending_sends: Option<usize>,
     pub auto_renew_secs: Option<u64>,
+    pub dedup_window_secs: Option<u64>,
+    pub dedup_max_entries: Option<usize>,
 }
 
 /// The `[store]` table of a broker's configuration file.
@@ -117,6 +119,8 @@ mod tests {
             max_unflushed_bytes = 134217728
             max_pending_sends = 5000
             auto_renew_secs = 30
+            dedup_window_secs = 600
+            dedup_max_entries = 2000000
             "#,
         )
         .unwrap();
@@ -124,6 +128,8 @@ mod tests {
         assert_eq!(f.flush, Some(tern_store::FlushPolicy::Sync));
         assert_eq!(f.store.retention_hours, Some(48));
         assert_eq!(f.limits.max_pending_sends, Some(5000));
+        assert_eq!(f.limits.dedup_window_secs, Some(600));
+        assert_eq!(f.limits.dedup_max_entries, Some(2_000_000));
         let empty: BrokerFile = parse("").unwrap();
         assert!(empty.listen.is_none() && empty.store.segment_bytes.is_none());
     }

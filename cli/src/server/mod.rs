@@ -107,6 +107,8 @@ mod tests {
             format!("[default: {}]", b.max_unflushed_bytes),
             format!("[default: {}]", b.max_pending_sends),
             format!("[default: {}]", b.auto_renew_invisible.as_secs()),
+            format!("[default: {}]", b.dedup.window.as_secs()),
+            format!("[default: {}]", b.dedup.max_entries),
         ] {
             assert!(text.contains(&shown), "{shown} missing from:\n{text}");
         }
@@ -168,6 +170,26 @@ mod tests {
         assert_eq!(cfg.nameservers, ["a:1", "b:2"]);
         assert_eq!(cfg.store.max_body_bytes, 5);
         assert_eq!(cfg.name, "from-file");
+    }
+
+    #[test]
+    fn dedup_limits_come_from_the_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("broker.toml");
+        std::fs::write(
+            &file,
+            "[limits]\ndedup_window_secs = 60\ndedup_max_entries = 10\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let (cfg, _) = broker_args(&["--config", path]).resolve().unwrap();
+        assert_eq!(cfg.dedup.window, Duration::from_secs(60));
+        assert_eq!(cfg.dedup.max_entries, 10);
+        let (cfg, _) = broker_args(&["--config", path, "--limits-dedup-window-secs", "0"])
+            .resolve()
+            .unwrap();
+        assert!(!cfg.dedup.enabled());
+        assert_eq!(cfg.dedup.max_entries, 10);
     }
 
     #[test]
