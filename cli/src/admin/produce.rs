@@ -58,7 +58,8 @@ pub struct ProduceArgs {
     #[arg(long = "property", value_name = "NAME=VALUE", value_parser = parse_property)]
     properties: Vec<(String, String)>,
 
-    /// Messages per request when reading standard input
+    /// Messages per request when reading standard input; the broker puts
+    /// each request's messages in one of its queues, in turn
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     batch: u32,

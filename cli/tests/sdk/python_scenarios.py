@@ -37,8 +37,15 @@ from rocketmq import (ClientConfiguration, ConsumeResult, Credentials,
 from rocketmq.v5.consumer import MessageListener
 
 
+_OUT = threading.Lock()
+
+
 def say(line):
-    print(line, flush=True)
+    # One write per line under a lock: print() from several threads can
+    # interleave a line with another's newline.
+    with _OUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def config(endpoint):
