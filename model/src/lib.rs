@@ -1,7 +1,7 @@
 //! Domain types shared by every Tern crate: validated topic and group names,
 //! messages as producers hand them over, and the limits that apply to them.
 //!
-//! This crate does no I/O. Values are validated once, when they are built
+//! This crate does no I/O (it reads only the system clock, for [`now_ms`]). Values are validated once, when they are built
 //! (`TopicName::new`, `Message::validate`), so the layers beyond the network
 //! edge can rely on them.
 #![forbid(unsafe_code)]
@@ -9,7 +9,7 @@
 mod message;
 mod name;
 
-pub use message::{Message, MessageError, tag_hash};
+pub use message::{Message, MessageError, now_ms, tag_hash};
 pub use name::{GroupName, NameError, TopicName};
 
 /// Largest message body accepted by default (4 MiB, as RocketMQ).

@@ -136,6 +136,14 @@ pub fn tag_hash(tag: &str) -> u64 {
     if h == 0 { 1 } else { h }
 }
 
+/// Milliseconds since the Unix epoch by the system clock: the scale of
+/// [`Message::born_timestamp_ms`] and of every stored time.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! `tern_model` value the core can trust. Refusals are [`Status`] values
 //! built through [`Client`], so the code mapping stays in `status`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use md5::{Digest as _, Md5};
 use tern_model::{GroupName, Message, TopicName};
@@ -15,12 +15,7 @@ use super::status::Client;
 use crate::meta::{MessageType, Permission};
 use crate::pop::Delivery;
 
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use tern_model::now_ms;
 
 /// The topic a resource names; `ILLEGAL_TOPIC` if the name is invalid.
 pub(crate) fn topic_name(c: &Client, r: Option<&v2::Resource>) -> Result<TopicName, Status> {

@@ -56,7 +56,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tern_model::{GroupName, TopicName};
+use tern_model::{GroupName, TopicName, now_ms};
 use tern_store::{Store, StoredMessage};
 
 pub use dlq::{
@@ -417,11 +417,4 @@ impl Inner {
             stop = lock(&self.stop);
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, by the system clock.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

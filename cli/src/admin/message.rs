@@ -2,7 +2,7 @@
 //! stored messages by id, by key and by store time.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -11,6 +11,7 @@ use comfy_table::Cell;
 use serde::Serialize;
 use serde_json::json;
 use tern_client::{MessageQuery, StoredMessage, TopicName};
+use tern_model::now_ms;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -110,13 +111,6 @@ pub struct QueryArgs {
 
 fn parse_topic(text: &str) -> Result<TopicName, String> {
     TopicName::new(text).map_err(|e| e.to_string())
-}
-
-/// Milliseconds since the Unix epoch now.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A time on the command line, as milliseconds since the Unix epoch.
