@@ -580,20 +580,25 @@ impl CommitLog {
 
     /// The flusher thread's loop; returns once the log is closed and flushed.
     pub fn run_flusher(&self) {
+        let wait = match self.policy {
+            FlushPolicy::Sync => Duration::from_millis(50),
+            FlushPolicy::Async => self.flush_interval,
+        };
+        // Waits first: recovery left nothing unflushed, and under async
+        // the first fsync comes one interval (or the dirty-byte mark)
+        // after the first append, however late this thread starts.
         loop {
             let seen = self.flush_wanted.generation();
             let closed = self.closed.load(Ordering::Acquire);
+            if !closed {
+                self.flush_wanted.wait(seen, wait);
+            }
             if self.written() > self.flushed() && self.flush().is_err() {
                 return;
             }
             if closed {
                 return;
             }
-            let wait = match self.policy {
-                FlushPolicy::Sync => Duration::from_millis(50),
-                FlushPolicy::Async => self.flush_interval,
-            };
-            self.flush_wanted.wait(seen, wait);
         }
     }
 

@@ -61,6 +61,13 @@ pub struct StoreConfig {
     /// How often retention and the disk limits are checked. Default 10 s.
     #[serde(with = "millis")]
     pub clean_interval: Duration,
+    /// Holders of retention ([`crate::Store::hold_retention`]) that must
+    /// report before retention deletes anything: a part of the broker
+    /// that opens after the store (and only then knows what it keeps)
+    /// names itself here, so the cleaner's first passes cannot delete
+    /// what it is about to hold. Default none.
+    #[serde(default)]
+    pub retention_holders: Vec<String>,
 }
 
 impl Default for StoreConfig {
@@ -87,6 +94,7 @@ impl StoreConfig {
             disk_high_water: 0.85,
             disk_hard_limit: 0.95,
             clean_interval: Duration::from_secs(10),
+            retention_holders: Vec::new(),
         }
     }
 

@@ -114,7 +114,29 @@ struct Inner {
     /// Wakes the cleaner at shutdown.
     shutdown: Signal,
     recovery: RecoveryReport,
+    /// Commit-log positions retention must keep, by holder (see
+    /// [`Store::hold_retention`]).
+    holds: Mutex<Holds>,
     _lock: File,
+}
+
+/// Retention holds: positions by holder, and the configured holders that
+/// have not reported yet (until they have, nothing is deleted).
+#[derive(Debug, Default)]
+struct Holds {
+    at: BTreeMap<String, u64>,
+    awaited: std::collections::BTreeSet<String>,
+}
+
+impl Holds {
+    /// The lowest position retention must keep.
+    fn floor(&self) -> u64 {
+        if self.awaited.is_empty() {
+            self.at.values().copied().min().unwrap_or(u64::MAX)
+        } else {
+            0
+        }
+    }
 }
 
 /// The storage engine. Cheap to share by reference across threads.
@@ -361,6 +383,26 @@ impl Store {
     /// Fsyncs the commit log now (whatever the policy).
     pub fn flush(&self) -> Result<u64> {
         self.inner.log.flush()
+    }
+
+    /// Keeps retention from deleting the segment holding `position` or
+    /// any later one, on behalf of `holder` (a broker part whose records
+    /// must outlive the retention time, such as delayed messages); `None`
+    /// lifts the hold. Holds apply even above the disk high-water mark;
+    /// the hard disk limit still refuses appends. Holders named in
+    /// [`StoreConfig::retention_holders`] hold everything until their
+    /// first call.
+    pub fn hold_retention(&self, holder: &str, position: Option<u64>) {
+        let mut holds = self
+            .inner
+            .holds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        holds.awaited.remove(holder);
+        match position {
+            Some(p) => holds.at.insert(holder.to_owned(), p),
+            None => holds.at.remove(holder),
+        };
     }
 
     /// Runs retention and the disk-limit check now.

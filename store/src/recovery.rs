@@ -2,7 +2,7 @@
 //! log, open consume queues and the index, re-dispatch what the checkpoint
 //! does not cover, and write a fresh checkpoint.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
@@ -143,6 +143,10 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Inner> {
         dispatched_signal: Signal::default(),
         shutdown: Signal::default(),
         recovery: RecoveryReport::default(),
+        holds: Mutex::new(crate::Holds {
+            at: BTreeMap::new(),
+            awaited: cfg.retention_holders.iter().cloned().collect(),
+        }),
         _lock: lock_file,
         cfg,
     };

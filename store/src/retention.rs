@@ -28,11 +28,18 @@ pub(crate) fn clean(inner: &Inner) -> Result<RetentionReport> {
         ..RetentionReport::default()
     };
     loop {
-        // Never delete what the dispatcher or the flusher has not finished.
+        // Never delete what the dispatcher or the flusher has not
+        // finished, nor what a holder still needs.
+        let held = inner
+            .holds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .floor();
         let limit = inner
             .dispatched
             .load(Ordering::Acquire)
-            .min(inner.log.flushed());
+            .min(inner.log.flushed())
+            .min(held);
         let over = report.disk_usage >= cfg.disk_high_water;
         let now = SystemTime::now();
         let freed = inner.log.delete_oldest(limit, |seg| {

@@ -237,6 +237,41 @@ fn retention_deletes_old_segments_and_moves_queue_minimums() {
 }
 
 #[test]
+fn retention_keeps_what_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config(dir.path(), FlushPolicy::Async);
+    cfg.retention = Duration::ZERO;
+    cfg.retention_holders = vec!["park".into()];
+    let store = Store::open(cfg).unwrap();
+    for i in 0..400u64 {
+        store
+            .append(&[msg("ret", 0, &format!("r{i}"), &body_for(i, 500))])
+            .unwrap();
+    }
+    store.flush().unwrap();
+    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(5)));
+    let segments = store.stats().segments;
+    assert!(segments > 2, "{segments} segments");
+    // The named holder has not reported yet: nothing goes, although
+    // every segment is past retention.
+    assert_eq!(store.enforce_retention().unwrap().segments_deleted, 0);
+    // Held at message 200: older segments go, the one holding it stays.
+    let held = store.get("ret", 0, 200).unwrap().position;
+    store.hold_retention("park", Some(held));
+    assert!(store.enforce_retention().unwrap().segments_deleted > 0);
+    assert!(store.queue_range("ret", 0).0 > 0);
+    assert_eq!(
+        store.get("ret", 0, 200).unwrap().message.body,
+        body_for(200, 500)
+    );
+    // Lifted: all but the active segment go.
+    store.hold_retention("park", None);
+    store.enforce_retention().unwrap();
+    assert_eq!(store.stats().segments, 1);
+    store.close().unwrap();
+}
+
+#[test]
 fn second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = small_config(dir.path(), FlushPolicy::Async);
