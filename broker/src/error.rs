@@ -48,6 +48,12 @@ pub enum BrokerError {
     #[error("invalid receipt handle: {0}")]
     InvalidReceiptHandle(#[from] ReceiptError),
 
+    /// The message a request names is not (or no longer) there
+    /// (MESSAGE_NOT_FOUND): a delayed message already delivered or
+    /// recalled, a transaction already ended.
+    #[error("{0}")]
+    MessageNotFound(String),
+
     /// A topic or group name that breaks the naming rules.
     #[error("invalid name: {0}")]
     InvalidName(#[from] NameError),

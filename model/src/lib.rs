@@ -9,7 +9,7 @@
 mod message;
 mod name;
 
-pub use message::{Message, MessageError, now_ms, tag_hash};
+pub use message::{KIND_MASK, Message, MessageError, MessageKind, now_ms, system, tag_hash};
 pub use name::{GroupName, NameError, TopicName};
 
 /// Largest message body accepted by default (4 MiB, as RocketMQ).

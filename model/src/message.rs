@@ -28,6 +28,42 @@ pub struct Message {
     pub flags: u32,
 }
 
+/// What kind of message this is, as the producer declared it. Kept in
+/// the low two bits of [`Message::flags`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum MessageKind {
+    #[default]
+    Normal,
+    /// Ordered within its message group ([`system::MESSAGE_GROUP`]).
+    Fifo,
+    /// Held back until its delivery time ([`system::DELIVER_AT`]).
+    Delay,
+    /// Held back until its transaction is committed.
+    Transaction,
+}
+
+/// The bits of [`Message::flags`] that hold the [`MessageKind`].
+pub const KIND_MASK: u32 = 0b11;
+
+/// Property names the broker keeps with a message for itself. They share
+/// the prefix [`system::PREFIX`], which producers may not use; they are
+/// stored like user properties and hidden again on delivery.
+pub mod system {
+    /// The prefix of every reserved property name.
+    pub const PREFIX: &str = "__tern.";
+    /// The message group of a FIFO message.
+    pub const MESSAGE_GROUP: &str = "__tern.group";
+    /// When a delayed message is due, in ms since the Unix epoch.
+    pub const DELIVER_AT: &str = "__tern.deliver_at";
+    /// The topic a parked (delayed or half) message belongs to.
+    pub const REAL_TOPIC: &str = "__tern.topic";
+
+    /// Whether `name` is reserved for the broker.
+    pub fn is_reserved(name: &str) -> bool {
+        name.starts_with(PREFIX)
+    }
+}
+
 /// Why a message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -118,6 +154,47 @@ impl Message {
         Ok(())
     }
 
+    /// The kind the producer declared.
+    pub fn kind(&self) -> MessageKind {
+        match self.flags & KIND_MASK {
+            1 => MessageKind::Fifo,
+            2 => MessageKind::Delay,
+            3 => MessageKind::Transaction,
+            _ => MessageKind::Normal,
+        }
+    }
+
+    pub fn set_kind(&mut self, kind: MessageKind) {
+        let bits = match kind {
+            MessageKind::Normal => 0,
+            MessageKind::Fifo => 1,
+            MessageKind::Delay => 2,
+            MessageKind::Transaction => 3,
+        };
+        self.flags = (self.flags & !KIND_MASK) | bits;
+    }
+
+    /// The message group of a FIFO message.
+    pub fn message_group(&self) -> Option<&str> {
+        self.properties
+            .get(system::MESSAGE_GROUP)
+            .map(String::as_str)
+    }
+
+    /// When a delayed message is due (ms since the Unix epoch).
+    pub fn deliver_at_ms(&self) -> Option<i64> {
+        self.properties
+            .get(system::DELIVER_AT)
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// The properties the producer set, without the reserved ones.
+    pub fn user_properties(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.properties
+            .iter()
+            .filter(|(k, _)| !system::is_reserved(k))
+    }
+
     /// The hash of this message's tag kept in consume-queue entries
     /// (0 when the message has no tag).
     pub fn tag_hash(&self) -> u64 {
@@ -183,6 +260,34 @@ mod tests {
             m.validate(10),
             Err(MessageError::EmptyField { field: "key" })
         );
+    }
+
+    #[test]
+    fn kind_and_reserved_properties() {
+        let mut m = msg();
+        assert_eq!(m.kind(), MessageKind::Normal);
+        m.flags = 0b100;
+        for k in [
+            MessageKind::Fifo,
+            MessageKind::Delay,
+            MessageKind::Transaction,
+            MessageKind::Normal,
+        ] {
+            m.set_kind(k);
+            assert_eq!(m.kind(), k);
+            assert_eq!(m.flags & !KIND_MASK, 0b100, "other flag bits kept");
+        }
+        m.properties
+            .insert(system::MESSAGE_GROUP.into(), "g1".into());
+        m.properties
+            .insert(system::DELIVER_AT.into(), "1700000000123".into());
+        m.properties.insert("user".into(), "v".into());
+        assert_eq!(m.message_group(), Some("g1"));
+        assert_eq!(m.deliver_at_ms(), Some(1_700_000_000_123));
+        let user: Vec<_> = m.user_properties().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(user, ["user"]);
+        assert!(system::is_reserved("__tern.x"));
+        assert!(!system::is_reserved("_tern.x"));
     }
 
     #[test]

@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tern_model::Message;
+use tern_model::{Message, MessageKind, now_ms};
 use tern_protocol::v2::{Code, SendMessageRequest, SendMessageResponse, SendResultEntry};
 
 use super::Messaging;
-use super::convert::message_in;
+use super::convert::{Limits, message_in};
 use super::status::{Client, ok, overall};
 use crate::dedup::{self, Begin, Claim, Stored};
 use crate::error::BrokerError;
-use crate::meta::{MessageType, TopicConfig};
+use crate::meta::TopicConfig;
 
 impl Messaging {
     /// Sends every valid message of `req` in one batch; invalid ones get
@@ -34,13 +34,20 @@ impl Messaging {
         // trusted to spread load. All messages of one request go to one
         // queue; successive requests take turns.
         let turn = sh.next_queue.fetch_add(1, Ordering::Relaxed);
+        let limits = Limits {
+            max_body: sh.cfg.max_body_bytes,
+            max_delay_ms: sh.timer.max_delay_ms(),
+        };
+        let mut delayed = Vec::new();
+        let mut half = Vec::new();
+        let now = now_ms();
         for m in req.messages {
             let id = m
                 .system_properties
                 .as_ref()
                 .map(|s| s.message_id.clone())
                 .unwrap_or_default();
-            let checked = message_in(c, m, sh.cfg.max_body_bytes).and_then(|msg| {
+            let checked = message_in(c, m, limits).and_then(|msg| {
                 let topic = topics
                     .entry(msg.topic.to_string())
                     .or_insert_with(|| sh.registry.topic(msg.topic.as_str()));
@@ -51,18 +58,35 @@ impl Messaging {
                         format!("topic {} is not writable", msg.topic),
                     ));
                 }
-                if !topic.message_type().accepts(MessageType::Normal) {
+                if !topic.message_type().accepts(msg.kind()) {
                     return Err(c.status(
                         Code::MessagePropertyConflictWithType,
-                        format!("topic {} does not accept NORMAL messages", msg.topic),
+                        format!(
+                            "topic {} is a {} topic; it does not accept {} messages",
+                            msg.topic,
+                            format!("{:?}", topic.message_type()).to_uppercase(),
+                            kind_name(msg.kind())
+                        ),
                     ));
                 }
-                Ok((msg, topic.queues()))
+                Ok((msg, topic.clone()))
             });
             let status = match checked {
-                Ok((mut msg, queues)) => {
-                    msg.queue_id = pick_queue(turn, queues);
-                    batch.push((entries.len(), msg));
+                Ok((mut msg, topic)) => {
+                    // A message group always maps to the same queue, so
+                    // its messages keep their order in one queue.
+                    msg.queue_id = match msg.message_group() {
+                        Some(g) => topic.queue_of(g),
+                        None => pick_queue(turn, topic.queues()),
+                    };
+                    let slot = entries.len();
+                    match msg.kind() {
+                        MessageKind::Delay if msg.deliver_at_ms().is_some_and(|at| at > now) => {
+                            delayed.push((slot, msg));
+                        }
+                        MessageKind::Transaction => half.push((slot, msg)),
+                        _ => batch.push((slot, msg)),
+                    }
                     ok()
                 }
                 Err(s) => s,
@@ -79,6 +103,14 @@ impl Messaging {
         let mut todo = batch;
         while !todo.is_empty() {
             todo = self.send_round(c, todo, &mut entries).await;
+        }
+        // Delayed and transactional messages are parked until due or
+        // committed (not de-duplicated: see `crate::dedup`).
+        if !delayed.is_empty() {
+            self.send_delayed(c, delayed, &mut entries).await;
+        }
+        if !half.is_empty() {
+            self.send_half(c, half, &mut entries).await;
         }
         SendMessageResponse {
             status: Some(overall(entries.iter().filter_map(|e| e.status.as_ref()))),
@@ -243,7 +275,7 @@ impl Messaging {
     /// their append), in which case the send is refused at once with
     /// TOO_MANY_REQUESTS rather than queued. The guard counts the send as
     /// pending until dropped.
-    fn admit(&self) -> Result<Pending, BrokerError> {
+    pub(super) fn admit(&self) -> Result<Pending, BrokerError> {
         let sh = &self.shared;
         let unflushed = sh.store.unflushed_bytes();
         if unflushed >= sh.cfg.max_unflushed_bytes {
@@ -281,9 +313,19 @@ fn pick_queue(turn: usize, queues: u32) -> u32 {
     u32::try_from(turn % queues).unwrap_or(0)
 }
 
+/// The protocol's name of a message kind.
+fn kind_name(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Normal => "NORMAL",
+        MessageKind::Fifo => "FIFO",
+        MessageKind::Delay => "DELAY",
+        MessageKind::Transaction => "TRANSACTION",
+    }
+}
+
 /// One send counted as pending until dropped.
 #[derive(Debug)]
-struct Pending(Arc<AtomicUsize>);
+pub(super) struct Pending(Arc<AtomicUsize>);
 
 impl Drop for Pending {
     fn drop(&mut self) {

@@ -102,6 +102,7 @@ fn code_of(err: &BrokerError) -> Code {
         BrokerError::TopicNotFound(_) => Code::TopicNotFound,
         BrokerError::GroupNotFound(_) => Code::ConsumerGroupNotFound,
         BrokerError::Forbidden(_) => Code::Forbidden,
+        BrokerError::MessageNotFound(_) => Code::MessageNotFound,
         BrokerError::InvalidReceiptHandle(_) => Code::InvalidReceiptHandle,
         BrokerError::BodyTooLarge { .. } => Code::MessageBodyTooLarge,
         BrokerError::InvalidMessage(m) => message_code(m),

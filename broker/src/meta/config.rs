@@ -1,7 +1,7 @@
 //! Topic and group configurations, valid by construction.
 
 use serde::{Deserialize, Serialize};
-use tern_model::{GroupName, TopicName};
+use tern_model::{GroupName, MessageKind, TopicName};
 
 use crate::error::{BrokerError, Result};
 
@@ -19,8 +19,14 @@ pub enum MessageType {
 
 impl MessageType {
     /// Whether a topic of this type accepts a message of kind `kind`.
-    pub fn accepts(self, kind: MessageType) -> bool {
-        self == MessageType::Mixed || self == kind
+    pub fn accepts(self, kind: MessageKind) -> bool {
+        match self {
+            MessageType::Mixed => true,
+            MessageType::Normal => kind == MessageKind::Normal,
+            MessageType::Fifo => kind == MessageKind::Fifo,
+            MessageType::Delay => kind == MessageKind::Delay,
+            MessageType::Transaction => kind == MessageKind::Transaction,
+        }
     }
 }
 
@@ -74,13 +80,19 @@ impl TopicConfig {
     pub const MAX_QUEUES: u32 = 1024;
 
     /// Validates and builds a topic config: `queues` must be in
-    /// `1..=MAX_QUEUES`.
+    /// `1..=MAX_QUEUES`, and the name must not be a park's system topic
+    /// (`%PARK%...`, see `crate::park`).
     pub fn new(
         name: TopicName,
         queues: u32,
         message_type: MessageType,
         permission: Permission,
     ) -> Result<Self> {
+        if name.as_str().starts_with(PARK_PREFIX) {
+            return Err(BrokerError::Invalid(format!(
+                "topic names starting with {PARK_PREFIX} are reserved for the broker"
+            )));
+        }
         if !(1..=Self::MAX_QUEUES).contains(&queues) {
             return Err(BrokerError::Invalid(format!(
                 "topic {name}: queue count {queues} is outside 1..={}",
@@ -101,6 +113,14 @@ impl TopicConfig {
 
     pub fn queues(&self) -> u32 {
         self.queues
+    }
+
+    /// The queue a key (a message group, or a message id) maps to: a
+    /// stable hash (FNV-1a, as tags), so a key keeps its queue across
+    /// sends and restarts while the queue count stays.
+    pub fn queue_of(&self, key: &str) -> u32 {
+        let h = tern_model::tag_hash(key) % u64::from(self.queues.max(1));
+        u32::try_from(h).unwrap_or(0)
     }
 
     pub fn message_type(&self) -> MessageType {
@@ -202,6 +222,9 @@ impl GroupConfig {
 
 const RETRY_PREFIX: &str = "%RETRY%";
 const DLQ_PREFIX: &str = "%DLQ%";
+/// The prefix of the system topics holding parked (delayed and half)
+/// messages.
+pub(crate) const PARK_PREFIX: &str = "%PARK%";
 
 /// `%DLQ%<group>`, the dead-letter topic of a group.
 pub fn dlq_topic_name(group: &str) -> Result<TopicName> {
@@ -222,6 +245,11 @@ mod tests {
             ));
         }
         assert!(TopicConfig::new(n, 1024, MessageType::Fifo, Permission::Read).is_ok());
+        let park = TopicName::new("%PARK%TIMER").unwrap();
+        assert!(matches!(
+            TopicConfig::new(park, 1, MessageType::Normal, Permission::ReadWrite),
+            Err(BrokerError::Invalid(_))
+        ));
         let g = GroupName::new("g").unwrap();
         assert!(GroupConfig::new(g.clone(), false, 65).is_err());
         assert_eq!(GroupConfig::new(g, true, 64).unwrap().max_deliveries(), 65);
@@ -246,7 +274,8 @@ mod tests {
     fn permissions_and_types() {
         assert!(Permission::ReadWrite.readable() && Permission::ReadWrite.writable());
         assert!(!Permission::Write.readable() && !Permission::Read.writable());
-        assert!(MessageType::Mixed.accepts(MessageType::Transaction));
-        assert!(!MessageType::Normal.accepts(MessageType::Fifo));
+        assert!(MessageType::Mixed.accepts(MessageKind::Transaction));
+        assert!(!MessageType::Normal.accepts(MessageKind::Fifo));
+        assert!(MessageType::Delay.accepts(MessageKind::Delay));
     }
 }

@@ -27,6 +27,7 @@ use std::sync::{Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use config::PARK_PREFIX;
 pub use config::{GroupConfig, MessageType, Permission, TopicConfig, dlq_topic_name};
 
 use self::log::{ChangeLog, Op};

@@ -19,6 +19,8 @@ use tokio::net::TcpListener;
 use super::Metrics;
 use crate::meta::Registry;
 use crate::pop::Pop;
+use crate::timer::Timer;
+use crate::txn::Transactions;
 
 /// Whether the broker is ready for clients, as `/readyz` reports it.
 #[derive(Debug, Default)]
@@ -45,6 +47,8 @@ pub struct HttpState {
     pub store: Arc<Store>,
     pub registry: Arc<Registry>,
     pub pop: Arc<Pop>,
+    pub timer: Arc<Timer>,
+    pub txn: Arc<Transactions>,
     /// The data directory, whose file system's usage is reported.
     pub data_dir: PathBuf,
     pub health: Arc<Health>,
@@ -69,7 +73,13 @@ pub async fn serve_http(
 }
 
 async fn metrics_page(State(h): State<Arc<HttpState>>) -> impl IntoResponse {
-    let body = h.metrics.scrape(&h.store, &h.registry, &h.pop, &h.data_dir);
+    let body = h.metrics.scrape(
+        &h.store,
+        &h.registry,
+        &h.pop,
+        (&h.timer, &h.txn),
+        &h.data_dir,
+    );
     (
         [(
             header::CONTENT_TYPE,

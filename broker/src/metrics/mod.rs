@@ -31,6 +31,8 @@ pub use http::{Health, HttpState, serve_http};
 
 use crate::meta::Registry;
 use crate::pop::Pop;
+use crate::timer::Timer;
+use crate::txn::Transactions;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TopicLabel {
@@ -66,6 +68,10 @@ pub struct Metrics {
     log_bytes: Gauge,
     unflushed_bytes: Gauge,
     disk_usage: F64Gauge,
+    delayed: Gauge,
+    half: Gauge,
+    checks: Gauge,
+    defaulted: Gauge,
 }
 
 impl Default for Metrics {
@@ -92,6 +98,10 @@ impl Metrics {
             log_bytes: Gauge::default(),
             unflushed_bytes: Gauge::default(),
             disk_usage: F64Gauge::default(),
+            delayed: Gauge::default(),
+            half: Gauge::default(),
+            checks: Gauge::default(),
+            defaulted: Gauge::default(),
         };
         let r = m
             .registry
@@ -164,6 +174,26 @@ impl Metrics {
             "Share of the data directory's file system in use (0 to 1)",
             m.disk_usage.clone(),
         );
+        r.register(
+            "delayed_messages",
+            "Delayed messages parked until their delivery time",
+            m.delayed.clone(),
+        );
+        r.register(
+            "half_messages",
+            "Transactional (half) messages waiting for their transaction to end",
+            m.half.clone(),
+        );
+        r.register(
+            "transaction_checks",
+            "Checks of unresolved transactions pushed to producers since the broker started",
+            m.checks.clone(),
+        );
+        r.register(
+            "transactions_defaulted",
+            "Transactions ended by the default resolution since the broker started",
+            m.defaulted.clone(),
+        );
         m
     }
 
@@ -201,8 +231,16 @@ impl Metrics {
     }
 
     /// The text exposition, with the scrape-time values read from
-    /// `store`, `registry` and `pop` first.
-    pub fn scrape(&self, store: &Store, registry: &Registry, pop: &Pop, data_dir: &Path) -> String {
+    /// `store`, `registry`, `pop` and the parks (delayed and half
+    /// messages) first.
+    pub fn scrape(
+        &self,
+        store: &Store,
+        registry: &Registry,
+        pop: &Pop,
+        parked: (&Timer, &Transactions),
+        data_dir: &Path,
+    ) -> String {
         let reg = self
             .registry
             .lock()
@@ -224,6 +262,12 @@ impl Metrics {
         self.unflushed_bytes
             .set(i64::try_from(store.unflushed_bytes()).unwrap_or(i64::MAX));
         self.disk_usage.set(crate::grpc::disk_usage(data_dir));
+        let (timer, txn) = parked;
+        let gauge = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        gauge(&self.delayed, timer.pending() as u64);
+        gauge(&self.half, txn.pending_count() as u64);
+        gauge(&self.checks, txn.checks_sent_count());
+        gauge(&self.defaulted, txn.defaulted_count());
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &reg) {
             tracing::warn!(error = %e, "could not encode the metrics");

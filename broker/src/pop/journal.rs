@@ -1,36 +1,22 @@
-//! The pop journal: an append-only file of small checksummed records that
-//! makes consumption state survive a restart.
-//!
-//! File: an 8-byte magic `TERNPOP1`, then frames. A frame is a u16 payload
-//! length (little-endian), the CRC32C of those two length bytes followed by
-//! the payload (u32, little-endian), and the payload: a kind byte and the
-//! record's fields as varints (see [`Record`]). Replay stops at the first
-//! frame that is cut short or fails its checksum: a torn tail from a crash.
-//!
+//! The pop journal: the records that make consumption state survive a
+//! restart, in a [`crate::journal`] file (magic `TERNPOP1`). Each record's
+//! payload is a kind byte and its fields as varints (see [`Record`]).
 //! Records are set operations keyed by queue offset (last writer wins) or
-//! monotone maxima, so replaying a suffix of the history on top of a state
-//! that already contains part of it gives the same result. Compaction
-//! relies on that: it writes a snapshot of the live state to a new file,
-//! appends whatever was recorded while the snapshot was taken, and renames
-//! the new file over the old one.
-//!
-//! Appending only copies bytes into a buffer; [`Journal::flush`] (called
-//! by a background thread every few milliseconds, or on demand) writes the
-//! buffer out and fsyncs it, so many state changes share one fsync.
+//! monotone maxima, as compaction requires.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 
 use crate::codec::{Reader, Writer};
-use crate::error::{BrokerError, Result, corrupt, io_err};
-use crate::fsutil::{lock, read_optional, sync_dir};
+use crate::error::Result;
+use crate::journal::{Frame, Replay};
 
-const MAGIC: &[u8; 8] = b"TERNPOP1";
-const FRAME_HEADER: usize = 6;
+/// The open pop journal.
+pub(crate) type Journal = crate::journal::Journal<Record>;
+
+/// Reads the pop journal at `path` (an empty replay if there is none).
+pub(crate) fn read(path: &Path) -> Result<Replay<Record>> {
+    crate::journal::read(path)
+}
 
 /// One state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +57,15 @@ const ADVANCE: u8 = 5;
 impl Record {
     /// Appends this record's frame to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::default();
+        crate::journal::encode_frame(self, out);
+    }
+}
+
+impl Frame for Record {
+    const MAGIC: &'static [u8; 8] = b"TERNPOP1";
+    const WHAT: &'static str = "pop journal";
+
+    fn encode(&self, w: &mut Writer) {
         match self {
             Record::Boot { epoch } => {
                 w.u8(BOOT).uvar(*epoch);
@@ -112,15 +106,9 @@ impl Record {
             }
         }
         // Names are at most a few hundred bytes: every payload fits.
-        let len = u16::try_from(w.buf.len()).unwrap_or(u16::MAX).to_le_bytes();
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &w.buf);
-        out.extend_from_slice(&len);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&w.buf);
     }
 
-    fn decode(payload: &[u8]) -> Option<Record> {
-        let mut r = Reader::new(payload);
+    fn decode(r: &mut Reader<'_>) -> Option<Record> {
         let rec = match r.u8()? {
             BOOT => Record::Boot { epoch: r.uvar()? },
             OPEN => Record::Open {
@@ -147,223 +135,16 @@ impl Record {
             },
             _ => return None,
         };
-        r.is_empty().then_some(rec)
+        Some(rec)
     }
-}
-
-/// What reading a journal file found.
-#[derive(Debug, Default)]
-pub(crate) struct Replay {
-    pub records: Vec<Record>,
-    /// Bytes past the last valid frame (a torn or damaged tail).
-    pub dropped: Vec<u8>,
-}
-
-/// Parses a whole journal file.
-pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Replay> {
-    let Some(mut rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
-        return Err(corrupt(path, "not a pop journal (bad magic)"));
-    };
-    let mut records = Vec::new();
-    while rest.len() >= FRAME_HEADER {
-        let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
-        let crc = u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]);
-        let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
-            break;
-        };
-        if crc32c::crc32c_append(crc32c::crc32c(&rest[..2]), payload) != crc {
-            break;
-        }
-        let Some(rec) = Record::decode(payload) else {
-            break;
-        };
-        records.push(rec);
-        rest = &rest[FRAME_HEADER + len..];
-    }
-    Ok(Replay {
-        records,
-        dropped: rest.to_vec(),
-    })
-}
-
-/// Reads the journal at `path` (an empty replay if there is none).
-pub(crate) fn read(path: &Path) -> Result<Replay> {
-    match read_optional(path)? {
-        Some(bytes) => parse(path, &bytes),
-        None => Ok(Replay::default()),
-    }
-}
-
-#[derive(Debug)]
-struct FileState {
-    file: File,
-    /// Bytes written and fsynced.
-    len: u64,
-    /// Size of the last snapshot, to pace compactions.
-    snapshot_len: u64,
-    /// Whether the last flush failed (to log a change only once).
-    erring: bool,
-}
-
-/// The open journal.
-#[derive(Debug)]
-pub(crate) struct Journal {
-    path: PathBuf,
-    /// Frames appended but not yet written.
-    pending: Mutex<Vec<u8>>,
-    file: Mutex<FileState>,
-    /// Set when an fsync failed: the file's state is unknown, so the
-    /// journal refuses further use until the broker restarts.
-    failed: AtomicBool,
-}
-
-impl Journal {
-    /// Starts a fresh journal at `path` holding `snapshot` (encoded
-    /// frames), replacing any old file atomically.
-    pub fn create(path: &Path, snapshot: &[u8]) -> Result<Self> {
-        let (file, len) = write_new(path, snapshot, &[])?;
-        Ok(Self {
-            path: path.to_owned(),
-            pending: Mutex::new(Vec::new()),
-            file: Mutex::new(FileState {
-                file,
-                len,
-                snapshot_len: len,
-                erring: false,
-            }),
-            failed: AtomicBool::new(false),
-        })
-    }
-
-    /// Queues a record; it is durable after the next [`Journal::flush`].
-    pub fn append(&self, rec: &Record) {
-        rec.encode_into(&mut lock(&self.pending));
-    }
-
-    /// Fails if an earlier fsync failed.
-    pub fn check(&self) -> Result<()> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(BrokerError::Failed(format!(
-                "pop journal {} failed to sync; restart the broker",
-                self.path.display()
-            )));
-        }
-        Ok(())
-    }
-
-    /// Writes and fsyncs every record appended so far.
-    pub fn flush(&self) -> Result<()> {
-        self.check()?;
-        let mut f = lock(&self.file);
-        self.flush_locked(&mut f)
-    }
-
-    fn flush_locked(&self, f: &mut FileState) -> Result<()> {
-        let buf = std::mem::take(&mut *lock(&self.pending));
-        if buf.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = f.file.write_all_at(&buf, f.len) {
-            // Cut any partial frame and keep the records for the next try.
-            let cut = f.file.set_len(f.len);
-            let mut pending = lock(&self.pending);
-            let newer = std::mem::replace(&mut *pending, buf);
-            pending.extend_from_slice(&newer);
-            drop(pending);
-            if cut.is_err() {
-                self.failed.store(true, Ordering::Release);
-            }
-            if !f.erring {
-                tracing::error!(path = %self.path.display(), error = %e, "pop journal write failed; will retry");
-                f.erring = true;
-            }
-            return Err(io_err(&self.path)(e));
-        }
-        if let Err(e) = f.file.sync_data() {
-            self.failed.store(true, Ordering::Release);
-            tracing::error!(path = %self.path.display(), error = %e, "pop journal fsync failed; consumption state is no longer durable");
-            return Err(io_err(&self.path)(e));
-        }
-        if f.erring {
-            tracing::info!(path = %self.path.display(), "pop journal writes work again");
-            f.erring = false;
-        }
-        f.len += buf.len() as u64;
-        Ok(())
-    }
-
-    /// Whether the file has grown past `threshold` bytes and to more than
-    /// twice its last snapshot.
-    pub fn wants_compaction(&self, threshold: u64) -> bool {
-        let f = lock(&self.file);
-        f.len > threshold && f.len > 2 * f.snapshot_len
-    }
-
-    /// Replaces the file with `snapshot()` (encoded frames of the live
-    /// state) plus whatever was appended while it was being taken.
-    pub fn compact(&self, snapshot: impl FnOnce() -> Vec<u8>) -> Result<()> {
-        self.check()?;
-        let mut f = lock(&self.file);
-        self.flush_locked(&mut f)?;
-        let snap = snapshot();
-        let tail = std::mem::take(&mut *lock(&self.pending));
-        match write_new(&self.path, &snap, &tail) {
-            Ok((file, len)) => {
-                tracing::info!(path = %self.path.display(), before = f.len, after = len, "pop journal compacted");
-                *f = FileState {
-                    file,
-                    len,
-                    snapshot_len: len,
-                    erring: false,
-                };
-                Ok(())
-            }
-            Err(e) => {
-                // The old file is intact; its tail goes there instead.
-                let mut pending = lock(&self.pending);
-                let newer = std::mem::replace(&mut *pending, tail);
-                pending.extend_from_slice(&newer);
-                Err(e)
-            }
-        }
-    }
-
-    #[cfg(test)]
-    pub fn len(&self) -> u64 {
-        lock(&self.file).len
-    }
-}
-
-/// Writes magic + `a` + `b` to a temporary file, fsyncs it, renames it to
-/// `path` and fsyncs the directory. Returns the file, open for appending.
-fn write_new(path: &Path, a: &[u8], b: &[u8]) -> Result<(File, u64)> {
-    let tmp = path.with_extension("tmp");
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        let mut buf = Vec::with_capacity(MAGIC.len() + a.len() + b.len());
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(a);
-        buf.extend_from_slice(b);
-        file.write_all(&buf).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, path).map_err(io_err(path))?;
-        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
-        Ok((file, buf.len() as u64))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::journal::{encode_frame, parse};
 
     fn sample() -> Vec<Record> {
         vec![
@@ -401,9 +182,9 @@ mod tests {
         // Any cut inside the last frame drops exactly that frame.
         let full = fs::read(&path).unwrap();
         let mut last = Vec::new();
-        sample()[4].encode_into(&mut last);
+        encode_frame(&sample()[4], &mut last);
         for cut in 1..last.len() {
-            let r = parse(&path, &full[..full.len() - cut]).unwrap();
+            let r = parse::<Record>(&path, &full[..full.len() - cut]).unwrap();
             assert_eq!(r.records, sample()[..4]);
             assert_eq!(r.dropped.len(), last.len() - cut);
         }
@@ -411,8 +192,8 @@ mod tests {
         let mut bad = full.clone();
         let at = full.len() - last.len() - 2;
         bad[at] ^= 0x10;
-        assert_eq!(parse(&path, &bad).unwrap().records, sample()[..3]);
-        assert!(parse(&path, b"NOTAJRNL").is_err());
+        assert_eq!(parse::<Record>(&path, &bad).unwrap().records, sample()[..3]);
+        assert!(parse::<Record>(&path, b"NOTAJRNL").is_err());
     }
 
     #[test]
@@ -429,7 +210,7 @@ mod tests {
             // Something recorded while the snapshot is taken.
             j.append(&Record::Done { id: 1, offset: 9 });
             let mut b = Vec::new();
-            Record::Boot { epoch: 1 }.encode_into(&mut b);
+            encode_frame(&Record::Boot { epoch: 1 }, &mut b);
             b
         })
         .unwrap();

@@ -8,8 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use tern_harness::TernProcess;
+pub use tern_protocol::admin::MessageType;
 use tern_protocol::admin::tern_admin_client::TernAdminClient;
-use tern_protocol::admin::{CreateTopicRequest, MessageType, Permission, Topic};
+use tern_protocol::admin::{CreateTopicRequest, Permission, Topic};
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
@@ -23,7 +24,14 @@ pub fn free_port() -> u16 {
 }
 
 /// Creates a NORMAL, read-write topic through the admin API on `port`.
+#[allow(dead_code, reason = "each test crate uses part of this module")]
 pub async fn create_topic(port: u16, name: &str, queues: i32) {
+    create_typed_topic(port, name, queues, MessageType::Normal).await;
+}
+
+/// Creates a read-write topic of type `kind` through the admin API on
+/// `port`.
+pub async fn create_typed_topic(port: u16, name: &str, queues: i32, kind: MessageType) {
     let mut admin = TernAdminClient::connect(format!("http://127.0.0.1:{port}"))
         .await
         .unwrap();
@@ -32,7 +40,7 @@ pub async fn create_topic(port: u16, name: &str, queues: i32) {
             topic: Some(Topic {
                 name: name.to_owned(),
                 queue_count: queues,
-                message_type: MessageType::Normal as i32,
+                message_type: kind as i32,
                 permission: Permission::ReadWrite as i32,
             }),
         })
@@ -69,9 +77,33 @@ impl Standalone {
     }
 
     /// Creates a NORMAL, read-write topic with `queues` queues.
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
     pub fn create_topic(&self, name: &str, queues: i32) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(create_topic(self.port, name, queues));
+    }
+
+    /// Creates a read-write topic of type `kind` with `queues` queues.
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
+    pub fn create_typed(&self, name: &str, queues: i32, kind: MessageType) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(create_typed_topic(self.port, name, queues, kind));
+    }
+
+    /// Kills the broker with SIGKILL and starts it again on the same data
+    /// directory and port.
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
+    pub fn kill9_restart(&mut self) {
+        self.tern.kill9().unwrap();
+        let mut tern = TernProcess::standalone_with(
+            TERN,
+            self._tmp.path().join("data"),
+            &["--listen", &self.listen],
+        )
+        .unwrap();
+        tern.wait_for_log("listening", Duration::from_secs(30))
+            .unwrap();
+        self.tern = tern;
     }
 
     /// Runs a client, asserts it succeeded and printed `expected`, and

@@ -1,0 +1,328 @@
+//! Delayed messages: held in the `TIMER` park ([`crate::park`]) until their
+//! delivery time, then written to their topic.
+//!
+//! The timer keeps, in memory, the park offsets of pending messages by
+//! their slot: the delivery time rounded up to the precision. A thread
+//! wakes at every slot boundary and releases everything whose slot has
+//! come, in batches (read in runs from the park topic, one journal fsync
+//! and one store batch each). So a message is never delivered before its
+//! time, and normally within one precision after it. The slots are
+//! rebuilt from the park at open, so pending messages survive a restart
+//! or a crash; the park makes each release happen exactly once.
+//!
+//! A released message keeps its kind and delivery time (consumers see
+//! DELAY and `delivery_timestamp`); its queue is its message group's, or
+//! the hash of its message id.
+
+mod config;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tern_model::{Message, TopicName, now_ms};
+use tern_store::Store;
+
+pub use config::DelayConfig;
+
+use crate::error::{BrokerError, Result};
+use crate::fsutil::lock;
+use crate::meta::Registry;
+use crate::park::{Park, Parked};
+
+/// The timer's park.
+pub(crate) const PARK_NAME: &str = "TIMER";
+/// Messages released in one batch.
+const RELEASE_BATCH: usize = 16_384;
+/// Most threads releasing one burst.
+const MAX_WORKERS: usize = 4;
+/// Wait before retrying a release that failed.
+const RETRY_MS: i64 = 1000;
+
+/// The delayed-message timer.
+#[derive(Debug)]
+pub struct Timer {
+    park: Arc<Park>,
+    registry: Arc<Registry>,
+    precision_ms: i64,
+    max_delay_ms: i64,
+    /// Pending park offsets by slot (ms since the epoch).
+    slots: Mutex<BTreeMap<i64, Vec<u64>>>,
+    stop: Arc<Stop>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Tells the timer thread to end.
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl Stop {
+    fn set(&self) {
+        *lock(&self.stopped) = true;
+        self.signal.notify_all();
+    }
+
+    /// Waits up to `ms`; whether stop was set.
+    fn wait(&self, ms: i64) -> bool {
+        let g = lock(&self.stopped);
+        let (g, _) = self
+            .signal
+            .wait_timeout_while(
+                g,
+                Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1)),
+                |s| !*s,
+            )
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *g
+    }
+}
+
+impl Timer {
+    /// Opens the timer's park in `dir`, schedules what it holds, and
+    /// starts the timer thread. Blocking.
+    pub fn open(
+        store: Arc<Store>,
+        registry: Arc<Registry>,
+        dir: &Path,
+        cfg: DelayConfig,
+    ) -> Result<Arc<Timer>> {
+        cfg.validate()?;
+        let park = Park::open(store, dir, PARK_NAME)?;
+        let timer = Arc::new(Timer {
+            park,
+            registry,
+            precision_ms: millis(cfg.precision),
+            max_delay_ms: millis(cfg.max_delay),
+            slots: Mutex::new(BTreeMap::new()),
+            stop: Arc::new(Stop::default()),
+            thread: Mutex::new(None),
+        });
+        let mut due = Vec::new();
+        timer
+            .park
+            .pending(|p| due.push((p.offset, deliver_at(&p))))?;
+        timer.add(due.into_iter());
+        let (weak, stop) = (Arc::downgrade(&timer), Arc::clone(&timer.stop));
+        let handle = std::thread::Builder::new()
+            .name("tern-timer".into())
+            .spawn(move || run(&weak, &stop))
+            .map_err(|e| BrokerError::Failed(format!("cannot start the timer thread: {e}")))?;
+        *lock(&timer.thread) = Some(handle);
+        Ok(timer)
+    }
+
+    /// The longest delay a message may ask for, in ms.
+    pub fn max_delay_ms(&self) -> i64 {
+        self.max_delay_ms
+    }
+
+    /// Messages waiting for their time.
+    pub fn pending(&self) -> usize {
+        self.park.len()
+    }
+
+    /// Parks `msgs` (delayed messages, each with its delivery time) and
+    /// calls `done` with their park offsets once stored.
+    pub fn schedule(
+        self: &Arc<Self>,
+        msgs: Vec<Message>,
+        done: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
+    ) {
+        let times: Vec<i64> = msgs
+            .iter()
+            .map(|m| m.deliver_at_ms().unwrap_or(0))
+            .collect();
+        let this = Arc::clone(self);
+        self.park.park(msgs, move |r| {
+            if let Ok(offsets) = &r {
+                this.add(offsets.iter().copied().zip(times));
+            }
+            done(r);
+        });
+    }
+
+    /// Cancels the delayed message of `topic` that `handle` names (from
+    /// [`recall_handle`]); returns its message id. MESSAGE_NOT_FOUND if it
+    /// was delivered or recalled already.
+    pub fn recall(&self, topic: &TopicName, handle: &str) -> Result<String> {
+        let (offset, id) = parse_handle(handle)?;
+        let gone = || {
+            BrokerError::MessageNotFound(format!(
+                "delayed message {id} of {topic} was delivered or recalled already"
+            ))
+        };
+        let Some(p) = self.park.get(offset)? else {
+            return Err(gone());
+        };
+        if p.message.message_id != id || p.message.topic != *topic {
+            return Err(BrokerError::Invalid(format!(
+                "recall handle {handle:?} does not belong to topic {topic}"
+            )));
+        }
+        if self.park.discard(&[offset])?.is_empty() {
+            return Err(gone());
+        }
+        let slot = self.slot(deliver_at(&p));
+        if let Some(v) = lock(&self.slots).get_mut(&slot) {
+            v.retain(|&o| o != offset);
+        }
+        tracing::debug!(%topic, message_id = %id, "delayed message recalled");
+        Ok(id.to_owned())
+    }
+
+    /// Stops the timer thread and waits for it (pending messages stay
+    /// parked). Dropping the timer stops it too, without waiting.
+    pub fn close(&self) {
+        self.stop.set();
+        let handle = lock(&self.thread).take();
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+        if let Err(e) = self.park.sync() {
+            tracing::warn!(error = %e, "could not sync the timer's park journal at close");
+        }
+    }
+
+    /// The slot of a delivery time: rounded up to the precision.
+    fn slot(&self, at: i64) -> i64 {
+        let p = self.precision_ms;
+        at.div_euclid(p)
+            .saturating_add(i64::from(at.rem_euclid(p) != 0))
+            * p
+    }
+
+    fn add(&self, items: impl Iterator<Item = (u64, i64)>) {
+        let mut slots = lock(&self.slots);
+        for (offset, at) in items {
+            slots.entry(self.slot(at)).or_default().push(offset);
+        }
+    }
+
+    /// Releases everything whose slot has come; returns the wait to the
+    /// next slot boundary.
+    fn tick(&self) -> i64 {
+        let now = now_ms();
+        let due = {
+            let mut slots = lock(&self.slots);
+            let later = slots.split_off(&(now + 1));
+            std::mem::replace(&mut *slots, later)
+        };
+        let mut offsets: Vec<u64> = due.into_values().flatten().collect();
+        offsets.sort_unstable();
+        let chunks: Vec<&[u64]> = offsets.chunks(RELEASE_BATCH).collect();
+        // A burst is released by several threads: reading and encoding
+        // take most of the time, and the store's append lock is short.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get().min(MAX_WORKERS))
+            .min(chunks.len());
+        std::thread::scope(|s| {
+            for w in 0..workers {
+                let chunks = &chunks;
+                s.spawn(move || {
+                    for chunk in chunks.iter().skip(w).step_by(workers) {
+                        self.release_or_retry(chunk, now);
+                    }
+                });
+            }
+        });
+        if !offsets.is_empty()
+            && let Err(e) = self.park.sync()
+        {
+            tracing::warn!(error = %e, "could not sync the timer's park journal");
+        }
+        let now = now_ms();
+        self.slot(now + 1) - now
+    }
+
+    fn release_or_retry(&self, chunk: &[u64], now: i64) {
+        if let Err(e) = self.release(chunk) {
+            tracing::warn!(error = %e, count = chunk.len(),
+                "could not deliver delayed messages; retrying");
+            lock(&self.slots)
+                .entry(self.slot(now + RETRY_MS))
+                .or_default()
+                .extend_from_slice(chunk);
+        }
+    }
+
+    /// Writes the parked messages at `offsets` to their topics.
+    fn release(&self, offsets: &[u64]) -> Result<()> {
+        let mut items = Vec::with_capacity(offsets.len());
+        let mut orphans = Vec::new();
+        let mut topics = HashMap::new();
+        for p in self.park.get_many(offsets)? {
+            let mut m = p.message;
+            let topic = topics
+                .entry(m.topic.clone())
+                .or_insert_with(|| self.registry.topic(m.topic.as_str()));
+            match topic {
+                Ok(t) => {
+                    m.queue_id = t.queue_of(m.message_group().unwrap_or(&m.message_id));
+                    items.push((p.offset, m));
+                }
+                Err(_) => orphans.push(p.offset),
+            }
+        }
+        if !orphans.is_empty() {
+            tracing::warn!(
+                count = orphans.len(),
+                "delayed messages are due but their topic no longer exists; dropping them"
+            );
+            self.park.discard(&orphans)?;
+        }
+        if !items.is_empty() {
+            self.park.release(items)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.stop.set();
+    }
+}
+
+/// The timer thread: holds the timer only while releasing, so dropping
+/// the last other reference ends it.
+fn run(timer: &Weak<Timer>, stop: &Stop) {
+    loop {
+        let Some(t) = timer.upgrade() else { return };
+        let wait = t.tick();
+        drop(t);
+        if stop.wait(wait) {
+            return;
+        }
+    }
+}
+
+fn deliver_at(p: &Parked) -> i64 {
+    p.message.deliver_at_ms().unwrap_or(p.store_timestamp_ms)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The recall handle of the delayed message parked at `offset`.
+pub fn recall_handle(offset: u64, message_id: &str) -> String {
+    format!("{offset:x}:{message_id}")
+}
+
+fn parse_handle(handle: &str) -> Result<(u64, &str)> {
+    handle
+        .split_once(':')
+        .and_then(|(o, id)| Some((u64::from_str_radix(o, 16).ok()?, id)))
+        .filter(|(_, id)| !id.is_empty())
+        .ok_or_else(|| BrokerError::Invalid(format!("malformed recall handle {handle:?}")))
+}
+
+#[cfg(test)]
+mod tests;
