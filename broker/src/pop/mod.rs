@@ -14,6 +14,14 @@
 //! never-delivered offset and the deliveries in flight. The group's
 //! committed offset in the store follows the lowest offset not yet done.
 //!
+//! **FIFO groups** get the messages of each message group in queue
+//! order: a message is delivered only once every earlier message of its
+//! message group is done (acknowledged or dead-lettered), including
+//! retries; different message groups proceed in parallel. Messages read
+//! ahead of their turn are held in the state (at most
+//! [`MAX_HELD`] per queue) and journaled like deliveries, so they
+//! stay held across a restart.
+//!
 //! **Where a new group starts.** The first time a group receives from a
 //! queue, it starts at the group's committed offset in the store if it has
 //! one, otherwise at the queue's *minimum* offset: every message still
@@ -52,7 +60,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -63,6 +71,8 @@ pub use dlq::{
     PROP_DELIVERY_ATTEMPTS, PROP_ORIGIN_MESSAGE_ID, PROP_ORIGIN_QUEUE_ID, PROP_ORIGIN_QUEUE_OFFSET,
     PROP_ORIGIN_TOPIC,
 };
+
+pub use receive::MAX_HELD;
 
 use crate::error::{BrokerError, Result};
 use crate::fsutil::{ensure_dir, lock, lock_file, read, write};
@@ -135,6 +145,9 @@ pub struct QueueStats {
     pub committed_offset: u64,
     /// Deliveries awaiting an ack.
     pub in_flight: usize,
+    /// Messages a FIFO group has read but holds back until the earlier
+    /// messages of their message group are done.
+    pub held: usize,
 }
 
 /// The consumption state of every group, topic and queue.
@@ -171,8 +184,21 @@ struct Inner {
     seq: AtomicU64,
     stop: Mutex<bool>,
     stop_signal: Condvar,
+    /// Told the topics whose messages the background sweep moved to a
+    /// dead-letter queue (a FIFO group may then go on): see
+    /// [`Pop::on_swept`].
+    swept: OnceLock<Swept>,
     /// One process per journal.
     _lock: File,
+}
+
+/// The callback of [`Pop::on_swept`].
+struct Swept(Box<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Swept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Swept")
+    }
 }
 
 impl Pop {
@@ -224,6 +250,7 @@ impl Pop {
             seq: AtomicU64::new((epoch << SEQ_EPOCH_SHIFT) + 1),
             stop: Mutex::new(false),
             stop_signal: Condvar::new(),
+            swept: OnceLock::new(),
             _lock: lock_file,
         };
         let inner = Arc::new(inner);
@@ -263,7 +290,8 @@ impl Pop {
                     queue_id,
                     next_offset: st.next(),
                     committed_offset: st.committed(),
-                    in_flight: st.inflight_len(),
+                    in_flight: st.inflight_len() - st.held_len(),
+                    held: st.held_len(),
                 }
             })
             .collect();
@@ -279,9 +307,19 @@ impl Pop {
             .collect()
     }
 
+    /// Installs the callback the background dead-letter sweep calls with
+    /// each topic it moved messages of, so waiting receivers can look
+    /// again (a FIFO group's next message may now be due). Only the first
+    /// call installs one.
+    pub fn on_swept(&self, f: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.inner.swept.set(Swept(Box::new(f)));
+    }
+
     /// When (ms since the epoch) the earliest in-flight message of
     /// `group` in `topic` becomes visible again, if any: a long poll
-    /// waits at most until then.
+    /// waits at most until then. Messages a FIFO group holds back have no
+    /// such time: settling the message ahead of them (an ack) makes them
+    /// due.
     pub fn next_expiry(&self, group: &str, topic: &str) -> Option<i64> {
         let sub = self.inner.find_sub(group, topic)?;
         let queues: Vec<QueueRef> = read(&sub.queues).values().cloned().collect();

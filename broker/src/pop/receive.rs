@@ -1,10 +1,12 @@
-//! Receiving: redeliveries of expired messages first, then new ones.
+//! Receiving: redeliveries of expired messages first, then new ones; a
+//! FIFO group gets each message group in order (see the `state` module).
 
+use std::collections::BTreeSet;
 use std::sync::TryLockError;
 
 use tern_store::{StoreError, StoredMessage};
 
-use super::state::{Lease, QueueState};
+use super::state::{Lease, QueueState, group_key};
 use super::{DLQ_HOLD_MS, Delivery, Inner, Pop, Sub};
 use crate::error::{BrokerError, Result};
 use crate::filter::Filter;
@@ -21,6 +23,13 @@ const MAX_SCAN: usize = 1024;
 const FILTER_READ: usize = 64;
 /// Bytes read from the store at once.
 const READ_BYTES: usize = 4 << 20;
+/// Most messages held back per queue for a FIFO group (read ahead of
+/// their message group's turn; see the `state` module). When a queue has
+/// this many, a FIFO group reads no further in it until some are
+/// delivered: a long backlog of one message group then delays the other
+/// message groups queued behind it in the same queue, but memory stays
+/// bounded (on the order of 150 bytes per held message).
+pub const MAX_HELD: usize = 4096;
 
 /// One receive request, validated.
 #[derive(Debug)]
@@ -54,7 +63,10 @@ impl Pop {
     /// or from any queue when `None` (starting at a different queue each
     /// call, and skipping queues another member of the group is reading).
     /// Messages whose invisibility expired come first (attempt + 1), then
-    /// new ones. Messages `filter` rejects are skipped and count as done
+    /// new ones. For a FIFO group, a message is delivered only when every
+    /// earlier message of its message group (of its queue) is done: a
+    /// later one waits, held, while an earlier one is out or waiting for
+    /// its retry. Messages `filter` rejects are skipped and count as done
     /// for this group. A message past the group's delivery limit is moved
     /// to `%DLQ%<group>` instead of being delivered. Each delivered
     /// message stays invisible to the group until `now_ms + invisible_ms`.
@@ -143,11 +155,35 @@ impl Pop {
                 failure.get_or_insert(e);
             }
         }
-        if !dead.is_empty()
-            && let Err(e) = inner.dead_letter(&sub, dead)
-        {
-            tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
-                "could not move messages to the dead-letter queue; will retry");
+        if !dead.is_empty() {
+            let queues: BTreeSet<u32> = dead.iter().map(|d| d.queue).collect();
+            match inner.dead_letter(&sub, dead) {
+                Ok(()) if group.fifo() && out.len() < max => {
+                    // A dead-lettered head lets the next message of its
+                    // group go: deliver it now, not after a long poll.
+                    let mut more = Vec::new();
+                    for q in queues {
+                        let qs = inner.queue(&sub, q);
+                        let mut st = lock(&qs);
+                        if let Err(e) =
+                            inner.receive_queue(&sub, q, &mut st, &ask, &mut out, &mut more)
+                        {
+                            failure.get_or_insert(e);
+                        }
+                    }
+                    if !more.is_empty()
+                        && let Err(e) = inner.dead_letter(&sub, more)
+                    {
+                        tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
+                            "could not move messages to the dead-letter queue; will retry");
+                    }
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
+                        "could not move messages to the dead-letter queue; will retry");
+                }
+            }
         }
         match failure {
             Some(e) if out.is_empty() => Err(e),
@@ -178,9 +214,12 @@ impl Inner {
     ) -> Result<()> {
         let topic = sub.topic.as_str();
         let fifo = ask.group.fifo();
-        // Redeliveries.
+        if fifo {
+            self.learn_groups(sub, queue, st)?;
+        }
+        // Redeliveries, and for a FIFO group the held heads.
         let limit = ask.max.saturating_mul(4).saturating_add(64);
-        for off in st.expired(ask.now, fifo, limit) {
+        for off in st.due(ask.now, fifo, limit) {
             if out.len() >= ask.max {
                 break;
             }
@@ -209,13 +248,16 @@ impl Inner {
             out.push(self.delivery(sub, m, lease));
         }
 
-        // New messages; a FIFO group waits until nothing is in flight.
+        // New messages. A FIFO group needs the message group of everything
+        // in flight first (`learn_groups` failed for none of them), and
+        // holds a message whose group is busy, up to `MAX_HELD`.
         let mut scanned = 0;
         let mut skipped = false;
-        while out.len() < ask.max && scanned < MAX_SCAN && !(fifo && st.inflight_len() > 0) {
+        let mut stop = fifo && !st.unkeyed().is_empty();
+        while out.len() < ask.max && scanned < MAX_SCAN && !stop {
             let from = st.next();
             let room = ask.max - out.len();
-            let count = if ask.filter.selects_all() {
+            let count = if ask.filter.selects_all() && !fifo {
                 room
             } else {
                 room.max(FILTER_READ)
@@ -237,19 +279,32 @@ impl Inner {
                 if out.len() >= ask.max {
                     break;
                 }
+                if fifo && st.held_len() >= MAX_HELD {
+                    stop = true;
+                    break;
+                }
                 scanned += 1;
                 let off = m.queue_offset;
-                if ask.filter.matches(&m.message) {
-                    let lease = Lease {
-                        attempt: 1,
-                        until: ask.until(),
-                        seq: self.next_seq(),
-                    };
-                    self.lease(st, off, lease);
-                    out.push(self.delivery(sub, m, lease));
-                } else {
+                if !ask.filter.matches(&m.message) {
                     st.advance(off + 1);
                     skipped = true;
+                    continue;
+                }
+                if !fifo {
+                    let lease = self.new_lease(ask);
+                    self.lease(st, off, lease);
+                    out.push(self.delivery(sub, m, lease));
+                    continue;
+                }
+                let key = group_key(m.message.message_group());
+                if st.busy(key) {
+                    self.lease(st, off, Lease::HELD);
+                    st.set_key(off, key);
+                } else {
+                    let lease = self.new_lease(ask);
+                    self.lease(st, off, lease);
+                    st.set_key(off, key);
+                    out.push(self.delivery(sub, m, lease));
                 }
             }
         }
@@ -260,6 +315,27 @@ impl Inner {
             });
         }
         self.commit(sub, queue, st);
+        Ok(())
+    }
+
+    fn new_lease(&self, ask: &Ask<'_>) -> Lease {
+        Lease {
+            attempt: 1,
+            until: ask.until(),
+            seq: self.next_seq(),
+        }
+    }
+
+    /// Reads the message group of every in-flight offset whose group the
+    /// state does not know (after a restart, or once a group becomes
+    /// FIFO) from the store. A message the store no longer has is done.
+    pub(super) fn learn_groups(&self, sub: &Sub, queue: u32, st: &mut QueueState) -> Result<()> {
+        for off in st.unkeyed() {
+            match self.store.get(sub.topic.as_str(), queue, off) {
+                Ok(m) => st.set_key(off, group_key(m.message.message_group())),
+                Err(e) => self.unreadable(sub, queue, st, off, e)?,
+            }
+        }
         Ok(())
     }
 

@@ -52,7 +52,11 @@ pub(super) fn snapshot(epoch: u64, subs: &RwLock<SubMap>) -> Vec<u8> {
 }
 
 /// Rebuilds queue states from journal records and reconciles them with
-/// the store. Returns them with the highest epoch seen.
+/// the store. Returns them with the highest epoch seen. Messages a FIFO
+/// group held come back held (attempt 0 in their lease record); the
+/// journal has no message groups, so a FIFO group's first receive (or the
+/// dead-letter sweep) reads them back from the store before reading
+/// anything new (`Inner::learn_groups`).
 pub(super) fn restore(
     records: &[Record],
     store: &Store,

@@ -1,7 +1,9 @@
 //! The dead-letter sweep: moves messages past their group's delivery limit
 //! to `%DLQ%<group>` once their last invisibility runs out, even when no
 //! member of the group receives any more (a receive does the same for the
-//! queues it reads, so the two share the hold-then-copy path).
+//! queues it reads, so the two share the hold-then-copy path). For a FIFO
+//! group only the head of a message group is moved; the next message of
+//! the group becomes due once it is gone.
 
 use super::{Inner, QueueRef};
 use crate::fsutil::{lock, read};
@@ -9,6 +11,8 @@ use crate::fsutil::{lock, read};
 /// Most expired deliveries examined per queue in one sweep; the rest wait
 /// for the next one.
 const SWEEP_LIMIT: usize = 1024;
+
+use super::Swept;
 
 impl Inner {
     /// Moves every message whose last allowed delivery expired before
@@ -32,7 +36,16 @@ impl Inner {
             let mut dead = Vec::new();
             for (queue, qs) in queues {
                 let mut st = lock(&qs);
-                for off in st.expired(now_ms, group.fifo(), SWEEP_LIMIT) {
+                // A FIFO group dead-letters only the head of a message
+                // group, so it needs to know the groups.
+                if group.fifo()
+                    && let Err(e) = self.learn_groups(&sub, queue, &mut st)
+                {
+                    tracing::warn!(group = %sub.group, topic = %sub.topic, queue, error = %e,
+                        "dead-letter sweep could not read message groups");
+                    continue;
+                }
+                for off in st.due(now_ms, group.fifo(), SWEEP_LIMIT) {
                     let Some(old) = st.get(off) else { continue };
                     if old.attempt < group.max_deliveries() {
                         // Still has attempts left: the next receive
@@ -64,6 +77,9 @@ impl Inner {
             match self.dead_letter(&sub, dead) {
                 Ok(()) => {
                     moved += n;
+                    if let Some(Swept(f)) = self.swept.get() {
+                        f(sub.topic.as_str());
+                    }
                     tracing::info!(group = %sub.group, topic = %sub.topic, messages = n,
                         "moved messages past their delivery limit to the dead-letter queue");
                 }
