@@ -13,8 +13,14 @@
 //! - [`pop`]: POP-style consumption per (group, topic, queue): receive
 //!   with invisibility, redelivery with rising attempt numbers, ack,
 //!   change of invisibility, dead-lettering to `%DLQ%<group>`, committed
-//!   offsets in the store, and a journal that keeps all of it across a
-//!   restart;
+//!   offsets in the store, FIFO order per message group for FIFO groups,
+//!   and a journal that keeps all of it across a restart;
+//! - `park`: messages held back from their topic in a system topic of
+//!   their own until released or discarded, exactly once across crashes
+//!   (`journal` is the file format it shares with `pop`);
+//! - [`timer`]: delayed messages, parked until their delivery time;
+//! - [`txn`]: transactional (half) messages, parked until their
+//!   transaction ends, and the checks that ask producers about them;
 //! - [`error`]: [`BrokerError`], the crate's one error enum.
 //!
 //! On top of it, the network edge:
@@ -39,8 +45,7 @@
 //!   data directory and serves both services with tonic (and the HTTP
 //!   port if configured), with a graceful shutdown.
 //!
-//! Still to come: FIFO ordering by message group, delay and transaction
-//! messages, TLS and authentication.
+//! Still to come: TLS and authentication.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
@@ -50,11 +55,15 @@ pub mod error;
 pub mod filter;
 mod fsutil;
 pub mod grpc;
+mod journal;
 pub mod meta;
 pub mod metrics;
+pub(crate) mod park;
 pub mod pop;
 pub mod receipt;
 mod server;
+pub mod timer;
+pub mod txn;
 
 pub use dedup::DedupConfig;
 pub use error::{BrokerError, Result};

@@ -20,6 +20,8 @@ use crate::grpc::{Admin, Messaging, ServiceConfig};
 use crate::meta::Registry;
 use crate::metrics::{Health, HttpState, Metrics, serve_http};
 use crate::pop::{Pop, PopConfig};
+use crate::timer::{DelayConfig, Timer};
+use crate::txn::{TransactionConfig, Transactions};
 
 /// Largest gRPC request the messaging service decodes: a batch of
 /// messages may carry several bodies of the largest size, so the limit is
@@ -67,6 +69,12 @@ pub struct BrokerConfig {
     /// Send de-duplication window and memory bound. Default 5 minutes,
     /// 1 000 000 message ids.
     pub dedup: crate::DedupConfig,
+    /// Delayed messages: precision (default 1 s) and longest delay
+    /// (default 7 days).
+    pub delay: DelayConfig,
+    /// Transaction checks: first check 6 s after a half message is
+    /// stored, then every 30 s, at most 15, then rollback.
+    pub transaction: TransactionConfig,
 }
 
 impl BrokerConfig {
@@ -84,6 +92,8 @@ impl BrokerConfig {
             nameservers: Vec::new(),
             heartbeat_interval: Duration::from_secs(30),
             dedup: crate::DedupConfig::default(),
+            delay: DelayConfig::default(),
+            transaction: TransactionConfig::default(),
         }
     }
 }
@@ -95,6 +105,8 @@ pub struct Broker {
     store: Arc<Store>,
     registry: Arc<Registry>,
     pop: Arc<Pop>,
+    timer: Arc<Timer>,
+    txn: Arc<Transactions>,
 }
 
 impl Broker {
@@ -102,18 +114,36 @@ impl Broker {
     /// and the consumption state in `cfg.store.dir`. Blocking.
     pub fn open(cfg: BrokerConfig) -> Result<Self> {
         let dir = cfg.store.dir.clone();
-        let store = Arc::new(Store::open(cfg.store.clone())?);
+        // Retention waits for the parks to say what they keep.
+        let mut store_cfg = cfg.store.clone();
+        store_cfg
+            .retention_holders
+            .extend([crate::timer::PARK_NAME, crate::txn::PARK_NAME].map(crate::park::topic_of));
+        let store = Arc::new(Store::open(store_cfg)?);
         let registry = Arc::new(Registry::open(&dir.join("meta"))?);
         let pop = Pop::open(
             PopConfig::new(dir.join("pop")),
             Arc::clone(&store),
             Arc::clone(&registry),
         )?;
+        let timer = Timer::open(
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            &dir.join("park"),
+            cfg.delay,
+        )?;
+        let txn = Arc::new(Transactions::open(
+            Arc::clone(&store),
+            &dir.join("park"),
+            cfg.transaction,
+        )?);
         Ok(Self {
             cfg,
             store,
             registry,
             pop: Arc::new(pop),
+            timer,
+            txn,
         })
     }
 
@@ -150,6 +180,7 @@ impl Broker {
             auto_renew_invisible: self.cfg.auto_renew_invisible,
             cluster: crate::cluster::routes(&self.cfg.nameservers)?,
             dedup: self.cfg.dedup,
+            transactions: Some(Arc::clone(&self.txn)),
             ..ServiceConfig::new(
                 self.cfg.name.clone(),
                 advertised.clone(),
@@ -162,6 +193,7 @@ impl Broker {
             Arc::clone(&self.pop),
             service_cfg,
             Arc::clone(&metrics),
+            Arc::clone(&self.timer),
         );
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http = match &self.cfg.metrics_listen {
@@ -178,6 +210,8 @@ impl Broker {
                     store: Arc::clone(&self.store),
                     registry: Arc::clone(&self.registry),
                     pop: Arc::clone(&self.pop),
+                    timer: Arc::clone(&self.timer),
+                    txn: Arc::clone(&self.txn),
                     data_dir: self.cfg.store.dir.clone(),
                     health: Arc::clone(&health),
                 };
@@ -207,6 +241,7 @@ impl Broker {
             crate::cluster::Membership::start(&self.cfg, &advertised, Arc::clone(&self.registry))?;
         // Spawned last: nothing below returns early and leaves it running.
         let renewals = tokio::spawn(messaging.clone().run_renewals());
+        let checks = tokio::spawn(messaging.clone().run_transaction_checks());
         health.set_ready(true);
         let served = tonic::transport::Server::builder()
             .add_service(
@@ -222,6 +257,7 @@ impl Broker {
             .map_err(|e| BrokerError::Failed(format!("gRPC server failed: {e}")));
         health.set_ready(false);
         messaging_done(renewals, http_stop, http).await;
+        let _ = checks.await;
         if let Some(m) = membership {
             m.stop().await;
         }
@@ -238,8 +274,15 @@ impl Broker {
             store,
             registry,
             pop,
+            timer,
+            txn,
             ..
         } = self;
+        // The half-message park holds the store.
+        drop(txn);
+        // The timer thread holds the store: stop it first.
+        timer.close();
+        drop(timer);
         drop(registry);
         let pop_closed = match release(pop, "consumption state") {
             Some(pop) => pop.close(),

@@ -288,7 +288,7 @@ async fn refusals_have_the_right_codes() {
         .into_inner();
     assert_eq!(code(r.status.as_ref()), Code::BadRequest as i32);
 
-    // Not implemented yet: answered, not failed.
+    // An EndTransaction without a resolution: answered, not failed.
     let r = c
         .end_transaction(req(EndTransactionRequest {
             topic: res("t"),
@@ -297,7 +297,7 @@ async fn refusals_have_the_right_codes() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(code(r.status.as_ref()), Code::NotImplemented as i32);
+    assert_eq!(code(r.status.as_ref()), Code::BadRequest as i32);
 
     // A malformed SQL filter is refused clearly.
     let mut sql = ReceiveMessageRequest {

@@ -287,6 +287,7 @@ impl MessagingService for Messaging {
             req.into_inner(),
             closed,
             move |s| this.settings(s),
+            tokio_stream::pending(),
         ))
     }
 

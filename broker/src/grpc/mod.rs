@@ -16,7 +16,9 @@
 
 mod admin;
 mod convert;
+mod delay;
 mod offsets;
+mod producers;
 mod query;
 mod receive;
 mod renew;
@@ -24,6 +26,7 @@ mod send;
 mod service;
 mod status;
 mod telemetry;
+mod transaction;
 mod wake;
 
 use std::sync::Arc;
@@ -35,6 +38,7 @@ use tokio::sync::watch;
 
 pub use admin::Admin;
 pub(crate) use admin::disk_usage;
+pub use producers::Producers;
 pub use renew::Renewals;
 pub use status::{CLIENT_ID_HEADER, LANGUAGE_HEADER, PROTOCOL_VERSION_HEADER};
 pub use wake::Wakers;
@@ -44,6 +48,7 @@ use crate::error::{BrokerError, Result};
 use crate::meta::Registry;
 use crate::metrics::{Listeners, Metrics};
 use crate::pop::Pop;
+use crate::timer::Timer;
 
 /// Longest long-polling wait of one receive or pull.
 pub const MAX_LONG_POLLING: Duration = Duration::from_secs(20);
@@ -82,6 +87,9 @@ pub struct ServiceConfig {
     /// Send de-duplication: how long and how many message ids are
     /// remembered (see [`crate::dedup`]). Default 5 minutes, 1 000 000.
     pub dedup: DedupConfig,
+    /// Half messages and their checks (see [`crate::txn`]); `None` (the
+    /// default) refuses transaction messages with UNSUPPORTED.
+    pub transactions: Option<Arc<crate::txn::Transactions>>,
 }
 
 impl ServiceConfig {
@@ -102,6 +110,7 @@ impl ServiceConfig {
             auto_renew_invisible: DEFAULT_INVISIBLE,
             cluster: None,
             dedup: DedupConfig::default(),
+            transactions: None,
         }
     }
 }
@@ -128,6 +137,10 @@ struct Shared {
     next_queue: AtomicUsize,
     /// Message ids recently stored, answering repeated sends.
     dedup: Arc<Dedup>,
+    /// Delayed messages waiting for their time.
+    timer: Arc<Timer>,
+    /// Live producers and their Telemetry streams, for transaction checks.
+    producers: Arc<Producers>,
 }
 
 impl Messaging {
@@ -140,6 +153,7 @@ impl Messaging {
         pop: Arc<Pop>,
         cfg: ServiceConfig,
         metrics: Arc<Metrics>,
+        timer: Arc<Timer>,
     ) -> Self {
         let wakers = Arc::new(Wakers::default());
         let listener = Listeners {
@@ -149,6 +163,8 @@ impl Messaging {
         if !store.set_listener(Arc::new(listener)) {
             tracing::warn!("the store already has a listener; long polls fall back to timers");
         }
+        let swept = Arc::clone(&wakers);
+        pop.on_swept(move |topic| swept.wake(topic));
         let renewals = Arc::new(Renewals::new(cfg.auto_renew_invisible));
         let dedup = Arc::new(Dedup::new(cfg.dedup, &store));
         Self {
@@ -164,6 +180,8 @@ impl Messaging {
                 pending_sends: Arc::new(AtomicUsize::new(0)),
                 next_queue: AtomicUsize::new(0),
                 dedup,
+                timer,
+                producers: Arc::default(),
             }),
         }
     }

@@ -409,11 +409,16 @@ impl MessagingService for Messaging {
         };
         let pop = self.shared.pop.clone();
         let handle = req.receipt_handle;
+        let name = topic.to_string();
         let r = blocking(move || {
             pop.check_owner(&handle, &group, &topic)?;
             pop.forward_to_dlq(&handle, now_ms())
         })
         .await;
+        if r.is_ok() {
+            // A FIFO group's next message may now be due.
+            self.shared.wakers.wake(&name);
+        }
         reply(ForwardMessageToDeadLetterQueueResponse {
             status: Some(r.map_or_else(|e| c.error(&e), |()| ok())),
         })
@@ -483,10 +488,11 @@ impl MessagingService for Messaging {
 
     async fn end_transaction(
         &self,
-        _: Request<EndTransactionRequest>,
+        req: Request<EndTransactionRequest>,
     ) -> Reply<EndTransactionResponse> {
+        let c = client!(req, |s| EndTransactionResponse { status: Some(s) });
         reply(EndTransactionResponse {
-            status: Some(not_implemented("EndTransaction")),
+            status: Some(self.end_transaction_status(&c, req.into_inner()).await),
         })
     }
 
@@ -529,12 +535,13 @@ impl MessagingService for Messaging {
 
     async fn recall_message(
         &self,
-        _: Request<RecallMessageRequest>,
+        req: Request<RecallMessageRequest>,
     ) -> Reply<RecallMessageResponse> {
-        reply(RecallMessageResponse {
-            status: Some(not_implemented("RecallMessage")),
+        let c = client!(req, |s| RecallMessageResponse {
+            status: Some(s),
             message_id: String::new(),
-        })
+        });
+        reply(self.recall_delayed(&c, req.into_inner()).await)
     }
 
     async fn sync_lite_subscription(

@@ -21,8 +21,8 @@ use crate::args::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, Flush, parse_listen};
 pub struct BrokerArgs {
     /// TOML file with any of the settings below, keys named like the flags
     /// with `_` (`data_dir`), the --store-* ones in a `[store]` table
-    /// (`segment_bytes`), the --limits-* ones in `[limits]`; unknown keys
-    /// are refused
+    /// (`segment_bytes`), the --limits-* ones in `[limits]`, the
+    /// --transaction-* ones in `[transaction]`; unknown keys are refused
     #[arg(long, value_name = "FILE", env = "TERN_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -120,6 +120,46 @@ pub struct BrokerArgs {
     /// [default: 1000000]
     #[arg(long, value_name = "N", env = "TERN_LIMITS_DEDUP_MAX_ENTRIES")]
     pub limits_dedup_max_entries: Option<usize>,
+
+    /// Granularity of delayed delivery, in milliseconds (100 to 60000): a
+    /// delayed message is delivered at the first multiple of it at or
+    /// after its delivery time [default: 1000]
+    #[arg(long, value_name = "MS", env = "TERN_DELAY_PRECISION_MS")]
+    pub delay_precision_ms: Option<u64>,
+
+    /// Longest delay a producer may ask for, in seconds; parked messages
+    /// keep their commit-log segments on disk until delivered
+    /// [default: 604800]
+    #[arg(long, value_name = "SECS", env = "TERN_DELAY_MAX_SECS")]
+    pub delay_max_secs: Option<u64>,
+
+    /// Seconds from a half message's store time to its first check (the
+    /// broker asks a live producer of its topic to commit or roll it
+    /// back) [default: 6]
+    #[arg(long, value_name = "SECS", env = "TERN_TRANSACTION_FIRST_CHECK_SECS")]
+    pub transaction_first_check_secs: Option<u64>,
+
+    /// Seconds between checks of an unresolved half message [default: 30]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "TERN_TRANSACTION_CHECK_INTERVAL_SECS"
+    )]
+    pub transaction_check_interval_secs: Option<u64>,
+
+    /// Checks of a half message before the default resolution ends it
+    /// [default: 15]
+    #[arg(long, value_name = "N", env = "TERN_TRANSACTION_MAX_CHECKS")]
+    pub transaction_max_checks: Option<u32>,
+
+    /// How a half message ends after its last unanswered check: `commit`
+    /// or `rollback` [default: rollback]
+    #[arg(
+        long,
+        value_name = "RESOLUTION",
+        env = "TERN_TRANSACTION_DEFAULT_RESOLUTION"
+    )]
+    pub transaction_default_resolution: Option<tern_broker::txn::Resolution>,
 }
 
 /// Long help of `tern broker`.
@@ -221,6 +261,34 @@ impl BrokerArgs {
         }
         if let Some(n) = self.limits_dedup_max_entries.or(limits.dedup_max_entries) {
             cfg.dedup.max_entries = n;
+        }
+        let delay = &file.delay;
+        if let Some(ms) = self.delay_precision_ms.or(delay.precision_ms) {
+            cfg.delay.precision = Duration::from_millis(ms);
+        }
+        if let Some(secs) = self.delay_max_secs.or(delay.max_secs) {
+            cfg.delay.max_delay = Duration::from_secs(secs);
+        }
+        cfg.delay.validate()?;
+        let txn = file.transaction;
+        if let Some(secs) = self.transaction_first_check_secs.or(txn.first_check_secs) {
+            cfg.transaction.first_check = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self
+            .transaction_check_interval_secs
+            .or(txn.check_interval_secs)
+        {
+            anyhow::ensure!(secs > 0, "check_interval_secs must be at least 1");
+            cfg.transaction.check_interval = Duration::from_secs(secs);
+        }
+        if let Some(n) = self.transaction_max_checks.or(txn.max_checks) {
+            cfg.transaction.max_checks = n;
+        }
+        if let Some(r) = self
+            .transaction_default_resolution
+            .or(txn.default_resolution)
+        {
+            cfg.transaction.default_resolution = r;
         }
         Ok((cfg, listen))
     }

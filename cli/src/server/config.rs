@@ -4,7 +4,8 @@
 //! A file is TOML with the keys named like the flags (`data_dir` for
 //! `--data-dir`); the broker's storage keys live in a `[store]` table
 //! (`--store-segment-bytes` is `segment_bytes` there), its back-pressure
-//! and lease keys in `[limits]` (`--limits-max-pending-sends`). An unknown key is
+//! and lease keys in `[limits]` (`--limits-max-pending-sends`), its
+//! transaction checks in `[transaction]` (`--transaction-max-checks`). An unknown key is
 //! an error that names it, so a typo never goes unnoticed.
 //!
 //! Precedence, highest first: the flag, its `TERN_*` environment variable
@@ -37,6 +38,30 @@ pub(crate) struct BrokerFile {
     pub store: StoreFile,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub transaction: TransactionFile,
+    #[serde(default)]
+    pub delay: DelayFile,
+}
+
+/// The `[delay]` table of a broker's configuration file: delayed
+/// messages.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DelayFile {
+    pub precision_ms: Option<u64>,
+    pub max_secs: Option<u64>,
+}
+
+/// The `[transaction]` table of a broker's configuration file: checks of
+/// unresolved half messages.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransactionFile {
+    pub first_check_secs: Option<u64>,
+    pub check_interval_secs: Option<u64>,
+    pub max_checks: Option<u32>,
+    pub default_resolution: Option<tern_broker::txn::Resolution>,
 }
 
 /// The `[limits]` table of a broker's configuration file.
@@ -121,6 +146,12 @@ mod tests {
             auto_renew_secs = 30
             dedup_window_secs = 600
             dedup_max_entries = 2000000
+
+            [transaction]
+            first_check_secs = 3
+            check_interval_secs = 20
+            max_checks = 5
+            default_resolution = "commit"
             "#,
         )
         .unwrap();
@@ -130,6 +161,13 @@ mod tests {
         assert_eq!(f.limits.max_pending_sends, Some(5000));
         assert_eq!(f.limits.dedup_window_secs, Some(600));
         assert_eq!(f.limits.dedup_max_entries, Some(2_000_000));
+        assert_eq!(f.transaction.first_check_secs, Some(3));
+        assert_eq!(f.transaction.check_interval_secs, Some(20));
+        assert_eq!(f.transaction.max_checks, Some(5));
+        assert_eq!(
+            f.transaction.default_resolution,
+            Some(tern_broker::txn::Resolution::Commit)
+        );
         let empty: BrokerFile = parse("").unwrap();
         assert!(empty.listen.is_none() && empty.store.segment_bytes.is_none());
     }
@@ -149,5 +187,6 @@ mod tests {
             .to_string();
         assert!(err.contains("broker_expiry"), "{err}");
         assert!(parse::<BrokerFile>("flush = \"sometimes\"\n").is_err());
+        assert!(parse::<BrokerFile>("[transaction]\ndefault_resolution = \"maybe\"\n").is_err());
     }
 }

@@ -109,6 +109,8 @@ mod tests {
             format!("[default: {}]", b.auto_renew_invisible.as_secs()),
             format!("[default: {}]", b.dedup.window.as_secs()),
             format!("[default: {}]", b.dedup.max_entries),
+            format!("[default: {}]", b.delay.precision.as_millis()),
+            format!("[default: {}]", b.delay.max_delay.as_secs()),
         ] {
             assert!(text.contains(&shown), "{shown} missing from:\n{text}");
         }

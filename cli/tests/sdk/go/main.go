@@ -5,6 +5,9 @@
 //
 // The SDK's own log goes to stdout at WARN level (so a failure shows why);
 // the result is the line `received <n> duplicates <d> missing <m>`.
+//
+// Other scenarios live in their own files and run instead of this one when
+// TERN_GO_SCENARIO names them: `txn` (txn.go, transactional messages).
 package main
 
 import (
