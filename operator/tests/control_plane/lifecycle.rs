@@ -181,6 +181,11 @@ async fn pods_become_ready_a_rollout_goes_group_by_group_and_deletion_follows_th
             unsettled += usize::from(!settled(&s));
         }
         most_unsettled.set(most_unsettled.get().max(unsettled));
+        // Done means every group runs the new spec and is ready again, not
+        // only that the templates changed.
+        if unsettled > 0 {
+            return None;
+        }
         let c = clusters.get("live").await.ok()?;
         let s = c.status.as_ref()?;
         if s.observed_generation != Some(2) || !ready(&c) {
