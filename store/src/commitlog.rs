@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use tern_model::Message;
-
 use crate::config::{FlushPolicy, StoreConfig};
 use crate::error::{Result, StoreError, corrupt, io_err};
 use crate::fsutil::{numbered_files, numbered_name, sync_dir};
@@ -425,9 +423,9 @@ impl CommitLog {
     /// calls `done` with where each message went once that is durable under
     /// the policy (at once under async, after the covering fsync under
     /// sync), or with the error.
-    pub fn append(&self, batch: &mut Batch, msgs: &[Message], done: Durable) {
+    pub fn append(&self, batch: &mut Batch, done: Durable) {
         let mut done = Some(done);
-        match self.write(batch, msgs, &mut done) {
+        match self.write(batch, &mut done) {
             Ok((end, results)) => {
                 if self.policy == FlushPolicy::Sync {
                     self.flush_wanted.notify();
@@ -451,12 +449,7 @@ impl CommitLog {
 
     /// Writes the batch. Under sync, moves `done` into the waiting queue
     /// (under the tail lock, so the queue stays in log order).
-    fn write(
-        &self,
-        batch: &mut Batch,
-        msgs: &[Message],
-        done: &mut Option<Durable>,
-    ) -> Result<(u64, Vec<Appended>)> {
+    fn write(&self, batch: &mut Batch, done: &mut Option<Durable>) -> Result<(u64, Vec<Appended>)> {
         self.check_writable()?;
         let len = batch.len_bytes();
         if len > self.segment_size {
@@ -465,7 +458,8 @@ impl CommitLog {
                 segment_size: self.segment_size,
             });
         }
-        let mut results = Vec::with_capacity(msgs.len());
+        let count = batch.records.len();
+        let mut results = Vec::with_capacity(count);
         let mut tail = lock(&self.tail);
         if tail.active_len + len > self.segment_size {
             self.roll(&mut tail)?;
@@ -474,8 +468,9 @@ impl CommitLog {
         let ts = now_ms().max(tail.last_ts);
         tail.last_ts = ts;
         let mut pos = start;
-        for (i, m) in msgs.iter().enumerate() {
-            let next = next_offset_slot(&mut tail.queue_next, m.topic.as_str(), m.queue_id);
+        for i in 0..count {
+            let (topic, queue) = batch.target(i);
+            let next = next_offset_slot(&mut tail.queue_next, topic, queue);
             let queue_offset = *next;
             *next += 1;
             batch.seal(i, pos, queue_offset, ts);
@@ -491,8 +486,9 @@ impl CommitLog {
         let at = tail.active_len;
         if let Err(e) = tail.active.file.write_all_at(&batch.buf, at) {
             // Undo: give the queue offsets back and cut any partial write.
-            for m in msgs.iter().rev() {
-                *next_offset_slot(&mut tail.queue_next, m.topic.as_str(), m.queue_id) -= 1;
+            for i in (0..count).rev() {
+                let (topic, queue) = batch.target(i);
+                *next_offset_slot(&mut tail.queue_next, topic, queue) -= 1;
             }
             let err = io_err(&tail.active.path)(e);
             if let Err(e2) = tail.active.file.set_len(at) {

@@ -43,7 +43,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tern_model::Message;
+use tern_model::{Message, TopicName};
 
 pub use commitlog::{Appended, LogRecovery};
 pub use config::{FlushPolicy, StoreConfig};
@@ -139,6 +139,20 @@ impl Holds {
     }
 }
 
+/// One record to copy with [`Store::append_copies`].
+#[derive(Debug, Clone, Copy)]
+pub struct CopyOf<'a> {
+    /// Where the record is in the commit log.
+    pub position: u64,
+    /// The topic and queue the copy goes to.
+    pub topic: &'a TopicName,
+    pub queue_id: u32,
+}
+
+/// Bytes read at once when copying records (records next to each other
+/// share a read).
+const COPY_SPAN: u64 = 4 << 20;
+
 /// The storage engine. Cheap to share by reference across threads.
 #[derive(Debug)]
 pub struct Store {
@@ -198,7 +212,64 @@ impl Store {
         if msgs.is_empty() {
             return done(Ok(Vec::new()));
         }
-        self.inner.log.append(&mut batch, msgs, Box::new(done));
+        self.inner.log.append(&mut batch, Box::new(done));
+    }
+
+    /// Writes the records at `copies`' positions again, each as a new
+    /// message of its `topic` and `queue_id`, with the same message id,
+    /// tag, keys, properties, body, flags and born time: one batch, all or
+    /// nothing, like [`Store::append`] (and returning, like it, once
+    /// durable under the flush policy). The records are copied byte for
+    /// byte after their checksums are verified, not decoded: this is how
+    /// held-back messages are released in bulk. Blocking.
+    pub fn append_copies(&self, copies: &[CopyOf<'_>]) -> Result<Vec<Appended>> {
+        if copies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut batch = record::Batch::default();
+        // The last read: where it starts, its bytes, its segment file.
+        let mut span: Option<(u64, Vec<u8>, PathBuf)> = None;
+        for c in copies {
+            // Reuse the last read when it holds the whole record.
+            let held = span.as_ref().and_then(|(at, buf, _)| {
+                let off = usize::try_from(c.position.checked_sub(*at)?).ok()?;
+                let len = record::peek_len(buf.get(off..)?)? as usize;
+                buf.get(off..off + len).map(|_| off)
+            });
+            let off = match held {
+                Some(off) => off,
+                None => {
+                    let (mut buf, mut seg) = self.inner.log.read_span(c.position, COPY_SPAN)?;
+                    if let Some(len) = record::peek_len(&buf)
+                        && len as usize > buf.len()
+                    {
+                        (buf, seg) = self.inner.log.read_span(c.position, u64::from(len))?;
+                    }
+                    span = Some((c.position, buf, seg.path.clone()));
+                    0
+                }
+            };
+            let Some((_, buf, path)) = span.as_ref() else {
+                return Err(StoreError::Closed);
+            };
+            let rec = &buf[off..];
+            let view = record::RecordView::parse(rec)
+                .ok()
+                .filter(|v| v.position == c.position)
+                .ok_or_else(|| StoreError::Corrupt {
+                    path: path.clone(),
+                    detail: format!("no valid record at position {} to copy", c.position),
+                })?;
+            batch.push_copy(&rec[..view.len as usize], c.topic.as_str(), c.queue_id);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.inner.log.append(
+            &mut batch,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap_or(Err(StoreError::Closed))
     }
 
     /// Installs the one [`StoreListener`] of this store; `false` (and no

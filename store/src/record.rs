@@ -108,6 +108,45 @@ impl Batch {
         });
     }
 
+    /// Adds a copy of `rec` (one whole record, already checked with
+    /// [`RecordView::parse`]) as a message of `topic` and `queue_id`: the
+    /// message id, tag, keys, properties, body, flags and born time are
+    /// kept byte for byte; position, queue offset and store time are
+    /// assigned when the batch is written.
+    pub fn push_copy(&mut self, rec: &[u8], topic: &str, queue_id: u32) {
+        let old_topic = usize::from(u16::from_le_bytes([rec[10], rec[11]]));
+        let rest = &rec[HEADER_LEN + old_topic..];
+        let start = self.buf.len();
+        let buf = &mut self.buf;
+        buf.extend_from_slice(&rec[..HEADER_LEN]);
+        buf.extend_from_slice(topic.as_bytes());
+        buf.extend_from_slice(rest);
+        let len = u32::try_from(buf.len() - start).unwrap_or(u32::MAX);
+        let h = &mut buf[start..start + HEADER_LEN];
+        h[0..4].copy_from_slice(&len.to_le_bytes());
+        h[4..8].fill(0);
+        h[10..12].copy_from_slice(&count_u16(topic.len()).to_le_bytes());
+        h[12..16].copy_from_slice(&queue_id.to_le_bytes());
+        h[24..48].fill(0);
+        let tail_crc = crc32c::crc32c(&buf[start + HEADER_LEN..]);
+        self.records.push(Pending {
+            start,
+            len,
+            tail_crc,
+        });
+    }
+
+    /// The topic and queue record `i` goes to, read back from its header.
+    pub fn target(&self, i: usize) -> (&str, u32) {
+        let p = self.records[i];
+        let h = &self.buf[p.start..p.start + HEADER_LEN];
+        let topic_len = usize::from(u16::from_le_bytes([h[10], h[11]]));
+        let at = p.start + HEADER_LEN;
+        // Written from a `TopicName` (or a checked record) by this batch.
+        let topic = std::str::from_utf8(&self.buf[at..at + topic_len]).unwrap_or_default();
+        (topic, le_u32(&h[12..16]))
+    }
+
     pub fn len_bytes(&self) -> u64 {
         self.buf.len() as u64
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{body_for, msg, small_config};
-use tern_store::{FlushPolicy, Store, StoreError};
+use tern_model::TopicName;
+use tern_store::{CopyOf, FlushPolicy, Store, StoreError};
 
 #[test]
 fn append_read_and_reopen_across_segments() {
@@ -268,6 +269,64 @@ fn retention_keeps_what_is_held() {
     store.hold_retention("park", None);
     store.enforce_retention().unwrap();
     assert_eq!(store.stats().segments, 1);
+    store.close().unwrap();
+}
+
+#[test]
+fn copies_keep_everything_but_topic_queue_and_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(small_config(dir.path(), FlushPolicy::Sync)).unwrap();
+    let mut m = msg("src", 0, "id-a", b"alpha");
+    m.tag = Some("t1".into());
+    m.keys = vec!["k1".into(), "k2".into()];
+    m.properties.insert("p".into(), "v".into());
+    m.flags = 2;
+    let src = store
+        .append(&[m.clone(), msg("src", 0, "id-b", &body_for(7, 3000))])
+        .unwrap();
+    let dst = TopicName::new("dst").unwrap();
+    let copies: Vec<CopyOf<'_>> = src
+        .iter()
+        .map(|a| CopyOf {
+            position: a.position,
+            topic: &dst,
+            queue_id: 1,
+        })
+        .collect();
+    let out = store.append_copies(&copies).unwrap();
+    assert_eq!(
+        out.iter().map(|a| a.queue_offset).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(5)));
+    let read = store
+        .read_queue("dst", 1, 0, 10, usize::MAX)
+        .unwrap()
+        .messages;
+    assert_eq!(read.len(), 2);
+    let mut want = m;
+    want.topic = dst.clone();
+    want.queue_id = 1;
+    assert_eq!(read[0].message, want);
+    assert_eq!(read[1].message.body, body_for(7, 3000));
+    assert!(read[0].store_timestamp_ms >= src[0].store_timestamp_ms);
+    // Found by id in both topics.
+    let by_id = store.find_by_message_id("id-a", 10).unwrap();
+    let mut topics: Vec<&str> = by_id.iter().map(|m| m.message.topic.as_str()).collect();
+    topics.sort_unstable();
+    assert_eq!(topics, ["dst", "src"]);
+    // A position that is not a record's start: refused, nothing written.
+    let end = store.max_offset();
+    let bad = [CopyOf {
+        position: src[0].position + 1,
+        topic: &dst,
+        queue_id: 1,
+    }];
+    assert!(matches!(
+        store.append_copies(&bad),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert_eq!(store.max_offset(), end);
     store.close().unwrap();
 }
 

@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tern_model::{Message, TopicName, system};
-use tern_store::{Store, StoredMessage};
+use tern_store::{CopyOf, Store, StoredMessage};
 
 use crate::error::{BrokerError, Result};
 use crate::fsutil::lock;
@@ -314,7 +314,23 @@ impl Park {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let mut offsets: Vec<u64> = items.iter().map(|(o, _)| *o).collect();
+        let offsets: Vec<u64> = items.iter().map(|(o, _)| *o).collect();
+        let msgs: Vec<Message> = items.into_iter().map(|(_, m)| m).collect();
+        self.write_then_finish(offsets, || {
+            self.store.append(&msgs)?;
+            Ok(())
+        })
+    }
+
+    /// Releases claimed `offsets` with `write`: intents made durable
+    /// first, `Done` after (a lost `Done` costs only an index lookup at
+    /// the next open, so it waits for the next fsync, see [`Park::sync`]).
+    /// On failure the offsets are idle again.
+    fn write_then_finish(
+        &self,
+        mut offsets: Vec<u64>,
+        write: impl FnOnce() -> Result<()>,
+    ) -> Result<Vec<u64>> {
         offsets.sort_unstable();
         let written = (|| {
             for (from, to) in runs(&offsets) {
@@ -322,14 +338,10 @@ impl Park {
             }
             // Also makes the `Done` records of earlier releases durable.
             self.journal.flush()?;
-            let msgs: Vec<Message> = items.into_iter().map(|(_, m)| m).collect();
-            self.store.append(&msgs)?;
-            Ok(())
+            write()
         })();
         match written {
             Ok(()) => {
-                // A lost `Done` costs only an index lookup at the next
-                // open, so it waits for the next fsync ([`Park::sync`]).
                 self.finish(&offsets, false)?;
                 Ok(offsets)
             }
@@ -341,6 +353,36 @@ impl Park {
                 Err(e)
             }
         }
+    }
+
+    /// Like [`Park::release`] for messages that go out unchanged: each
+    /// parked record is copied byte for byte (checksum verified, not
+    /// decoded) to `topic` and queue (`items`: offset, topic, queue). The
+    /// copy keeps the reserved [`system::REAL_TOPIC`] property, which
+    /// consumers never see. Blocking.
+    pub fn release_copies(&self, items: &[(u64, &TopicName, u32)]) -> Result<Vec<u64>> {
+        let items = self.claim(items.to_vec(), |(o, _, _)| *o);
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let copies: Vec<CopyOf<'_>> = {
+            let st = lock(&self.state);
+            items
+                .iter()
+                .filter_map(|&(o, topic, queue_id)| {
+                    Some(CopyOf {
+                        position: st.unfinished.get(&o)?.position,
+                        topic,
+                        queue_id,
+                    })
+                })
+                .collect()
+        };
+        let offsets: Vec<u64> = items.iter().map(|(o, _, _)| *o).collect();
+        self.write_then_finish(offsets, || {
+            self.store.append_copies(&copies)?;
+            Ok(())
+        })
     }
 
     /// Finishes `offsets` without writing them anywhere; returns the ones

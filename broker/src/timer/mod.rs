@@ -1,23 +1,26 @@
 //! Delayed messages: held in the `TIMER` park ([`crate::park`]) until their
 //! delivery time, then written to their topic.
 //!
-//! The timer keeps, in memory, the park offsets of pending messages by
-//! their slot: the delivery time rounded up to the precision. A thread
-//! wakes at every slot boundary and releases everything whose slot has
-//! come, in batches (read in runs from the park topic, one journal fsync
-//! and one store batch each). So a message is never delivered before its
-//! time, and normally within one precision after it. The slots are
-//! rebuilt from the park at open, so pending messages survive a restart
-//! or a crash; the park makes each release happen exactly once.
+//! The timer keeps, in memory, the park offset and topic of each pending
+//! message by its slot: the delivery time rounded up to the precision. A
+//! thread wakes at every slot boundary and releases everything whose slot
+//! has come, in batches of 16384 spread over up to four threads: each
+//! batch is one journal fsync and one store batch of byte-for-byte copies
+//! of the parked records ([`tern_store::Store::append_copies`], nothing
+//! decoded). So a message is never delivered before its time, and
+//! normally within one precision after it. The slots are rebuilt from the
+//! park at open, so pending messages survive a restart or a crash; the
+//! park makes each release happen exactly once.
 //!
 //! A released message keeps its kind and delivery time (consumers see
-//! DELAY and `delivery_timestamp`); its queue is its message group's, or
-//! the hash of its message id.
+//! DELAY and `delivery_timestamp`); it goes to the next queue of its topic
+//! in turn.
 
 mod config;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -41,6 +44,9 @@ const MAX_WORKERS: usize = 4;
 /// Wait before retrying a release that failed.
 const RETRY_MS: i64 = 1000;
 
+/// A pending message: its park offset and its topic.
+type Due = (u64, Arc<TopicName>);
+
 /// The delayed-message timer.
 #[derive(Debug)]
 pub struct Timer {
@@ -48,8 +54,13 @@ pub struct Timer {
     registry: Arc<Registry>,
     precision_ms: i64,
     max_delay_ms: i64,
-    /// Pending park offsets by slot (ms since the epoch).
-    slots: Mutex<BTreeMap<i64, Vec<u64>>>,
+    /// Pending park offsets and their topics, by slot (ms since the
+    /// epoch).
+    slots: Mutex<BTreeMap<i64, Vec<Due>>>,
+    /// One shared copy of each topic name the slots refer to.
+    names: Mutex<HashMap<TopicName, Arc<TopicName>>>,
+    /// Turns the queues of released messages.
+    turn: AtomicU32,
     stop: Arc<Stop>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -99,13 +110,15 @@ impl Timer {
             precision_ms: millis(cfg.precision),
             max_delay_ms: millis(cfg.max_delay),
             slots: Mutex::new(BTreeMap::new()),
+            names: Mutex::new(HashMap::new()),
+            turn: AtomicU32::new(0),
             stop: Arc::new(Stop::default()),
             thread: Mutex::new(None),
         });
         let mut due = Vec::new();
         timer
             .park
-            .pending(|p| due.push((p.offset, deliver_at(&p))))?;
+            .pending(|p| due.push((p.offset, deliver_at(&p), p.message.topic)))?;
         timer.add(due.into_iter());
         let (weak, stop) = (Arc::downgrade(&timer), Arc::clone(&timer.stop));
         let handle = std::thread::Builder::new()
@@ -133,14 +146,19 @@ impl Timer {
         msgs: Vec<Message>,
         done: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
     ) {
-        let times: Vec<i64> = msgs
+        let keys: Vec<(i64, TopicName)> = msgs
             .iter()
-            .map(|m| m.deliver_at_ms().unwrap_or(0))
+            .map(|m| (m.deliver_at_ms().unwrap_or(0), m.topic.clone()))
             .collect();
         let this = Arc::clone(self);
         self.park.park(msgs, move |r| {
             if let Ok(offsets) = &r {
-                this.add(offsets.iter().copied().zip(times));
+                this.add(
+                    offsets
+                        .iter()
+                        .zip(keys)
+                        .map(|(&o, (at, topic))| (o, at, topic)),
+                );
             }
             done(r);
         });
@@ -169,7 +187,7 @@ impl Timer {
         }
         let slot = self.slot(deliver_at(&p));
         if let Some(v) = lock(&self.slots).get_mut(&slot) {
-            v.retain(|&o| o != offset);
+            v.retain(|&(o, _)| o != offset);
         }
         tracing::debug!(%topic, message_id = %id, "delayed message recalled");
         Ok(id.to_owned())
@@ -198,10 +216,19 @@ impl Timer {
             * p
     }
 
-    fn add(&self, items: impl Iterator<Item = (u64, i64)>) {
+    fn add(&self, items: impl Iterator<Item = (u64, i64, TopicName)>) {
+        let mut names = lock(&self.names);
         let mut slots = lock(&self.slots);
-        for (offset, at) in items {
-            slots.entry(self.slot(at)).or_default().push(offset);
+        for (offset, at, topic) in items {
+            let name = match names.get(&topic) {
+                Some(n) => Arc::clone(n),
+                None => {
+                    let n = Arc::new(topic.clone());
+                    names.insert(topic, Arc::clone(&n));
+                    n
+                }
+            };
+            slots.entry(self.slot(at)).or_default().push((offset, name));
         }
     }
 
@@ -214,9 +241,9 @@ impl Timer {
             let later = slots.split_off(&(now + 1));
             std::mem::replace(&mut *slots, later)
         };
-        let mut offsets: Vec<u64> = due.into_values().flatten().collect();
-        offsets.sort_unstable();
-        let chunks: Vec<&[u64]> = offsets.chunks(RELEASE_BATCH).collect();
+        let mut due: Vec<Due> = due.into_values().flatten().collect();
+        due.sort_unstable_by_key(|(o, _)| *o);
+        let chunks: Vec<&[Due]> = due.chunks(RELEASE_BATCH).collect();
         // A burst is released by several threads: reading and encoding
         // take most of the time, and the store's append lock is short.
         let workers = std::thread::available_parallelism()
@@ -232,7 +259,7 @@ impl Timer {
                 });
             }
         });
-        if !offsets.is_empty()
+        if !due.is_empty()
             && let Err(e) = self.park.sync()
         {
             tracing::warn!(error = %e, "could not sync the timer's park journal");
@@ -241,7 +268,7 @@ impl Timer {
         self.slot(now + 1) - now
     }
 
-    fn release_or_retry(&self, chunk: &[u64], now: i64) {
+    fn release_or_retry(&self, chunk: &[Due], now: i64) {
         if let Err(e) = self.release(chunk) {
             tracing::warn!(error = %e, count = chunk.len(),
                 "could not deliver delayed messages; retrying");
@@ -252,22 +279,22 @@ impl Timer {
         }
     }
 
-    /// Writes the parked messages at `offsets` to their topics.
-    fn release(&self, offsets: &[u64]) -> Result<()> {
-        let mut items = Vec::with_capacity(offsets.len());
+    /// Copies the parked messages of `due` to their topics, each to the
+    /// next queue of its topic in turn.
+    fn release(&self, due: &[Due]) -> Result<()> {
+        let mut queues: HashMap<&TopicName, Option<u32>> = HashMap::new();
+        let mut items = Vec::with_capacity(due.len());
         let mut orphans = Vec::new();
-        let mut topics = HashMap::new();
-        for p in self.park.get_many(offsets)? {
-            let mut m = p.message;
-            let topic = topics
-                .entry(m.topic.clone())
-                .or_insert_with(|| self.registry.topic(m.topic.as_str()));
-            match topic {
-                Ok(t) => {
-                    m.queue_id = t.queue_of(m.message_group().unwrap_or(&m.message_id));
-                    items.push((p.offset, m));
+        for (offset, topic) in due {
+            let count = *queues
+                .entry(topic)
+                .or_insert_with(|| self.registry.topic(topic.as_str()).ok().map(|t| t.queues()));
+            match count {
+                Some(n) => {
+                    let q = self.turn.fetch_add(1, Ordering::Relaxed) % n.max(1);
+                    items.push((*offset, &**topic, q));
                 }
-                Err(_) => orphans.push(p.offset),
+                None => orphans.push(*offset),
             }
         }
         if !orphans.is_empty() {
@@ -278,7 +305,7 @@ impl Timer {
             self.park.discard(&orphans)?;
         }
         if !items.is_empty() {
-            self.park.release(items)?;
+            self.park.release_copies(&items)?;
         }
         Ok(())
     }

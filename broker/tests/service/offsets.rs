@@ -112,6 +112,8 @@ async fn pull_and_offsets() {
     let tags = ["a", "b", "a", "b", "a"];
     let items: Vec<(i32, &str)> = tags.iter().map(|&t| (0, t)).collect();
     assert_eq!(send(&mut c, "pulls", &items).await, vec![20000; 5]);
+    // Under `async` flush a message is readable shortly after its ack.
+    server.wait_readable("pulls", 5).await;
 
     // QueryOffset: the ends of the queue, and by time.
     assert_eq!(
