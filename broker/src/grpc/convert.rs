@@ -184,10 +184,15 @@ pub(crate) fn md5_hex(body: &[u8]) -> String {
     out
 }
 
-/// A delivered message as the client receives it.
-pub(crate) fn message_out(d: Delivery, now: i64) -> v2::Message {
-    let stored = d.message;
-    let m = stored.message;
+/// A stored message as clients see it: its system properties (kind,
+/// message group, delivery time, digest, times, queue place) and its user
+/// properties without the reserved ones. Delivery fields (receipt,
+/// invisibility, attempt) are the caller's.
+pub(crate) fn stored_message_out(
+    m: Message,
+    store_timestamp_ms: i64,
+    queue_offset: u64,
+) -> v2::Message {
     let message_type = match m.kind() {
         MessageKind::Normal => v2::MessageType::Normal,
         MessageKind::Fifo => v2::MessageType::Fifo,
@@ -209,14 +214,9 @@ pub(crate) fn message_out(d: Delivery, now: i64) -> v2::Message {
         message_group,
         delivery_timestamp,
         born_timestamp: Some(timestamp(m.born_timestamp_ms)),
-        store_timestamp: Some(timestamp(stored.store_timestamp_ms)),
-        receipt_handle: Some(d.receipt),
+        store_timestamp: Some(timestamp(store_timestamp_ms)),
         queue_id: i32::try_from(m.queue_id).unwrap_or(i32::MAX),
-        queue_offset: Some(i64::try_from(stored.queue_offset).unwrap_or(i64::MAX)),
-        invisible_duration: Some(duration(Duration::from_millis(
-            u64::try_from(d.invisible_until_ms.saturating_sub(now)).unwrap_or(0),
-        ))),
-        delivery_attempt: Some(i32::try_from(d.attempt).unwrap_or(i32::MAX)),
+        queue_offset: Some(i64::try_from(queue_offset).unwrap_or(i64::MAX)),
         ..Default::default()
     };
     v2::Message {
@@ -232,6 +232,24 @@ pub(crate) fn message_out(d: Delivery, now: i64) -> v2::Message {
         system_properties: Some(sp),
         body: m.body,
     }
+}
+
+/// A delivered message as the client receives it.
+pub(crate) fn message_out(d: Delivery, now: i64) -> v2::Message {
+    let stored = d.message;
+    let mut out = stored_message_out(
+        stored.message,
+        stored.store_timestamp_ms,
+        stored.queue_offset,
+    );
+    if let Some(sp) = out.system_properties.as_mut() {
+        sp.receipt_handle = Some(d.receipt);
+        sp.invisible_duration = Some(duration(Duration::from_millis(
+            u64::try_from(d.invisible_until_ms.saturating_sub(now)).unwrap_or(0),
+        )));
+        sp.delivery_attempt = Some(i32::try_from(d.attempt).unwrap_or(i32::MAX));
+    }
+    out
 }
 
 /// The protocol permission of a topic permission.

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tern_model::{Message, system};
+use tern_model::Message;
 use tern_protocol::v2::telemetry_command::Command;
 use tern_protocol::v2::{
     self, Code, EndTransactionRequest, RecoverOrphanedTransactionCommand, SendResultEntry, Status,
     TelemetryCommand, TransactionResolution, TransactionSource,
 };
 
-use super::convert::{md5_hex, now_ms, timestamp, topic_name};
+use super::convert::{now_ms, stored_message_out, topic_name};
 use super::status::{Client, ok};
 use super::{Messaging, blocking};
 use crate::error::BrokerError;
@@ -308,35 +308,8 @@ impl Messaging {
 }
 
 /// The half message as a check shows it to the producer: its real topic,
-/// user properties and system properties, as a delivery would.
+/// user properties and system properties, as a delivery would (its queue
+/// offset is its place in the park).
 fn check_message(p: Parked) -> v2::Message {
-    let m = p.message;
-    let sp = v2::SystemProperties {
-        tag: m.tag,
-        keys: m.keys,
-        message_id: m.message_id,
-        body_digest: Some(v2::Digest {
-            r#type: v2::DigestType::Md5 as i32,
-            checksum: md5_hex(&m.body),
-        }),
-        body_encoding: v2::Encoding::Identity as i32,
-        message_type: v2::MessageType::Transaction as i32,
-        born_timestamp: Some(timestamp(m.born_timestamp_ms)),
-        store_timestamp: Some(timestamp(p.store_timestamp_ms)),
-        queue_offset: Some(i64::try_from(p.offset).unwrap_or(i64::MAX)),
-        ..Default::default()
-    };
-    v2::Message {
-        topic: Some(v2::Resource {
-            resource_namespace: String::new(),
-            name: m.topic.to_string(),
-        }),
-        user_properties: m
-            .properties
-            .into_iter()
-            .filter(|(k, _)| !system::is_reserved(k))
-            .collect(),
-        system_properties: Some(sp),
-        body: m.body,
-    }
+    stored_message_out(p.message, p.store_timestamp_ms, p.offset)
 }
