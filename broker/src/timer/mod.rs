@@ -244,11 +244,11 @@ impl Timer {
         let mut due: Vec<Due> = due.into_values().flatten().collect();
         due.sort_unstable_by_key(|(o, _)| *o);
         let chunks: Vec<&[Due]> = due.chunks(RELEASE_BATCH).collect();
-        // A burst is released by several threads: reading and encoding
-        // take most of the time, and the store's append lock is short.
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get().min(MAX_WORKERS))
-            .min(chunks.len());
+        // A burst is released by several threads: reading and copying
+        // take most of the time, the store's append lock is short, and
+        // one thread's journal fsync overlaps another's copying (so more
+        // threads than cores still help).
+        let workers = MAX_WORKERS.min(chunks.len());
         std::thread::scope(|s| {
             for w in 0..workers {
                 let chunks = &chunks;
