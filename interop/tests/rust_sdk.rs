@@ -9,91 +9,17 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use rocketmq::conf::{ClientOption, ProducerOption, SimpleConsumerOption};
+use rocketmq::conf::{ProducerOption, SimpleConsumerOption};
 use rocketmq::model::common::{FilterExpression, FilterType};
 use rocketmq::model::message::MessageBuilder;
 use rocketmq::{Producer, SimpleConsumer};
-use tern_harness::TernProcess;
-use tern_protocol::admin::tern_admin_client::TernAdminClient;
-use tern_protocol::admin::{CreateTopicRequest, MessageType, Permission, Topic};
+use tern_protocol::admin::MessageType;
 
-/// A `tern standalone` (the binary [`tern_harness::tern_bin`] finds) on a
-/// free port, with its data in a temporary directory.
-struct Tern {
-    process: TernProcess,
-    port: u16,
-    _tmp: tempfile::TempDir,
-}
+mod support;
 
-impl Tern {
-    async fn start() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let listen = format!("127.0.0.1:{port}");
-        let bin = tern_harness::tern_bin().unwrap();
-        let data = tmp.path().join("data");
-        let process = tokio::task::spawn_blocking(move || {
-            let mut p = TernProcess::standalone_with(bin, data, &["--listen", &listen]).unwrap();
-            p.wait_for_log("listening", Duration::from_secs(30))
-                .unwrap();
-            p
-        })
-        .await
-        .unwrap();
-        Self {
-            process,
-            port,
-            _tmp: tmp,
-        }
-    }
-
-    async fn create_topic(&self, name: &str, queues: i32) {
-        let mut admin = TernAdminClient::connect(format!("http://127.0.0.1:{}", self.port))
-            .await
-            .unwrap();
-        admin
-            .create_topic(CreateTopicRequest {
-                topic: Some(Topic {
-                    name: name.into(),
-                    queue_count: queues,
-                    message_type: MessageType::Normal as i32,
-                    permission: Permission::ReadWrite as i32,
-                }),
-            })
-            .await
-            .unwrap();
-    }
-
-    /// The access point for the SDK. It separates several with commas (all
-    /// IP addresses, or one host name); give it two, both this broker.
-    fn access(&self) -> String {
-        format!("127.0.0.1:{0},127.0.0.1:{0}", self.port)
-    }
-
-    async fn stop(mut self) {
-        tokio::task::spawn_blocking(move || self.process.terminate().unwrap())
-            .await
-            .unwrap();
-    }
-}
-
-fn client_option(access_url: &str) -> ClientOption {
-    let mut option = ClientOption::default();
-    option.set_access_url(access_url);
-    option.set_enable_tls(false);
-    option.set_timeout(Duration::from_secs(5));
-    // Also the receive call's whole gRPC deadline: the broker needs 5 s of
-    // long polling left (ILLEGAL_POLLING_TIME otherwise), after a margin.
-    option.set_long_polling_timeout(Duration::from_secs(6));
-    option
-}
+use support::{Tern, client_option};
 
 /// Sends `prefix-0` .. `prefix-(n-1)`, tag `TagA`, key `key-<i>`.
 async fn send(access: &str, topic: &str, prefix: &str, n: usize) -> BTreeSet<String> {
@@ -179,7 +105,7 @@ fn duplicates(got: &BTreeMap<String, usize>) -> Vec<&String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_producer_and_simple_consumer() {
     let tern = Tern::start().await;
-    tern.create_topic("sdk-rust", 4).await;
+    tern.create_topic("sdk-rust", 4, MessageType::Normal).await;
     let access = tern.access();
     let sent = send(&access, "sdk-rust", "rust", 50).await;
     let got = consume(
@@ -192,12 +118,7 @@ async fn rust_producer_and_simple_consumer() {
     )
     .await;
     let got_set: BTreeSet<String> = got.keys().cloned().collect();
-    assert_eq!(
-        got_set,
-        sent,
-        "broker log:\n{}",
-        tern.process.log().unwrap_or_default()
-    );
+    assert_eq!(got_set, sent, "broker log:\n{}", tern.log());
     assert_eq!(duplicates(&got), Vec::<&String>::new());
     tern.stop().await;
 }
@@ -205,7 +126,8 @@ async fn rust_producer_and_simple_consumer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_two_groups_each_get_every_message() {
     let tern = Tern::start().await;
-    tern.create_topic("sdk-rust-fanout", 4).await;
+    tern.create_topic("sdk-rust-fanout", 4, MessageType::Normal)
+        .await;
     let access = tern.access();
     let sent = send(&access, "sdk-rust-fanout", "signup", 40).await;
     let idle = Duration::from_secs(30);
@@ -224,7 +146,8 @@ async fn rust_two_groups_each_get_every_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_members_of_one_group_share_the_messages() {
     let tern = Tern::start().await;
-    tern.create_topic("sdk-rust-jobs", 4).await;
+    tern.create_topic("sdk-rust-jobs", 4, MessageType::Normal)
+        .await;
     let access = tern.access();
     let sent = send(&access, "sdk-rust-jobs", "job", 60).await;
     // Small batches; each member stops when nothing new came for a while.

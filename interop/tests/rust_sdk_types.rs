@@ -14,114 +14,18 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rocketmq::conf::{ClientOption, ProducerOption, SimpleConsumerOption};
+use rocketmq::conf::{ProducerOption, SimpleConsumerOption};
 use rocketmq::model::common::{FilterExpression, FilterType};
 use rocketmq::model::message::{MessageBuilder, MessageView};
 use rocketmq::model::transaction::{Transaction, TransactionResolution};
 use rocketmq::{Producer, SimpleConsumer};
-use tern_harness::TernProcess;
-use tern_protocol::admin::tern_admin_client::TernAdminClient;
-use tern_protocol::admin::{
-    CreateGroupRequest, CreateTopicRequest, Group, MessageType, Permission, Topic,
-};
+use tern_protocol::admin::MessageType;
 
-/// A `tern standalone` on a free port, data in a temporary directory.
-struct Tern {
-    process: TernProcess,
-    port: u16,
-    _tmp: tempfile::TempDir,
-}
+mod support;
 
-impl Tern {
-    async fn start() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let listen = format!("127.0.0.1:{port}");
-        let bin = tern_harness::tern_bin().unwrap();
-        let data = tmp.path().join("data");
-        let process = tokio::task::spawn_blocking(move || {
-            let mut p = TernProcess::standalone_with(bin, data, &["--listen", &listen]).unwrap();
-            p.wait_for_log("listening", Duration::from_secs(30))
-                .unwrap();
-            p
-        })
-        .await
-        .unwrap();
-        Self {
-            process,
-            port,
-            _tmp: tmp,
-        }
-    }
-
-    async fn admin(&self) -> TernAdminClient<tonic::transport::Channel> {
-        TernAdminClient::connect(format!("http://127.0.0.1:{}", self.port))
-            .await
-            .unwrap()
-    }
-
-    async fn create_topic(&self, name: &str, queues: i32, kind: MessageType) {
-        self.admin()
-            .await
-            .create_topic(CreateTopicRequest {
-                topic: Some(Topic {
-                    name: name.into(),
-                    queue_count: queues,
-                    message_type: kind as i32,
-                    permission: Permission::ReadWrite as i32,
-                }),
-            })
-            .await
-            .unwrap();
-    }
-
-    async fn create_fifo_group(&self, name: &str) {
-        self.admin()
-            .await
-            .create_group(CreateGroupRequest {
-                group: Some(Group {
-                    name: name.into(),
-                    fifo: true,
-                    max_retries: 0,
-                }),
-            })
-            .await
-            .unwrap();
-    }
-
-    /// The SDK's access point: two entries, both this broker.
-    fn access(&self) -> String {
-        format!("127.0.0.1:{0},127.0.0.1:{0}", self.port)
-    }
-
-    fn log(&self) -> String {
-        self.process.log().unwrap_or_default()
-    }
-
-    async fn stop(mut self) {
-        tokio::task::spawn_blocking(move || self.process.terminate().unwrap())
-            .await
-            .unwrap();
-    }
-}
-
-fn client_option(access_url: &str) -> ClientOption {
-    let mut option = ClientOption::default();
-    option.set_access_url(access_url);
-    option.set_enable_tls(false);
-    option.set_timeout(Duration::from_secs(5));
-    // Also the receive call's whole deadline: the broker needs 5 s of long
-    // polling left after a margin.
-    option.set_long_polling_timeout(Duration::from_secs(6));
-    option
-}
+use support::{Tern, client_option};
 
 fn producer_option(topic: &str) -> ProducerOption {
     let mut option = ProducerOption::default();
