@@ -62,6 +62,7 @@ pub(crate) mod park;
 pub mod pop;
 pub mod receipt;
 mod server;
+mod testutil;
 pub mod timer;
 pub mod txn;
 

@@ -3,15 +3,30 @@
 //! This module only describes and parses arguments; the commands themselves
 //! live in their own modules.
 
-use std::path::PathBuf;
-
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Default data directory of `tern standalone`.
+/// Default data directory of `tern standalone` and `tern broker`.
 pub const DEFAULT_DATA_DIR: &str = "./tern-data";
 
-/// Default gRPC listen address of `tern standalone`.
+/// Default gRPC listen address of `tern standalone` and `tern broker`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
+
+/// Long help of `tern standalone`.
+const STANDALONE_LONG_ABOUT: &str = "Run a single-node Tern broker in the foreground.\n\n\
+    Opens the data directory (store, topic and group registry, consumption state), creating it \
+    if needed and running crash recovery over whatever a previous run left there, then logs \
+    what it found (a line with the message `store open`). It binds --listen (a line \
+    `listening` gives the address) and serves the RocketMQ 5 gRPC messaging service and \
+    Tern's admin service there, in plaintext HTTP/2, until SIGTERM or Ctrl-C. It then stops \
+    accepting connections, lets calls in flight finish, flushes and closes everything \
+    (`store closed`) and exits with status 0.\n\n\
+    It takes the settings of `tern broker`, the same way: the flags, then their TERN_* \
+    variables, then the --config file (the broker's format), then the defaults shown (all \
+    listed in docs/configuration.md). The cluster settings are not taken: a standalone broker \
+    registers with no name server, so routes name it only. --nameservers, --cluster and \
+    --heartbeat-interval-secs are unknown here, their variables are not read, and a \
+    configuration file setting `nameservers`, `cluster` or `heartbeat_interval_secs` is \
+    refused; use `tern broker` to join a cluster.";
 
 /// The `tern` command line.
 #[derive(Debug, Parser)]
@@ -47,16 +62,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a single-node Tern broker in the foreground
-    #[command(long_about = "Run a single-node Tern broker in the foreground.\n\n\
-                      Opens the data directory (store, topic and group registry, consumption \
-                      state), creating it if needed and running crash recovery over whatever a \
-                      previous run left there, then logs what it found (a line with the message \
-                      `store open`). It binds --listen (a line `listening` gives the address) and \
-                      serves the RocketMQ 5 gRPC messaging service and Tern's admin service there, \
-                      in plaintext HTTP/2, until SIGTERM or Ctrl-C. It then stops accepting \
-                      connections, lets calls in flight finish, flushes and closes everything \
-                      (`store closed`) and exits with status 0.")]
-    Standalone(StandaloneArgs),
+    #[command(long_about = STANDALONE_LONG_ABOUT)]
+    Standalone(Box<StandaloneArgs>),
 
     /// `tern nameserver` and `tern broker`: the processes of a cluster.
     #[command(flatten)]
@@ -71,44 +78,12 @@ pub enum Command {
     Version,
 }
 
-/// Arguments of `tern standalone`.
+/// Arguments of `tern standalone`: the settings of `tern broker` (flags,
+/// `TERN_*` variables, `--config` file) but the cluster ones.
 #[derive(Debug, Args)]
 pub struct StandaloneArgs {
-    /// Directory holding the commit log, the queue indexes and checkpoints;
-    /// created if missing
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = DEFAULT_DATA_DIR,
-        env = "TERN_DATA_DIR"
-    )]
-    pub data_dir: PathBuf,
-
-    /// Address the gRPC services listen on (port 0 picks a free port; the
-    /// `listening` log line gives the address bound)
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        default_value = DEFAULT_LISTEN,
-        env = "TERN_LISTEN",
-        value_parser = parse_listen
-    )]
-    pub listen: String,
-
-    /// When appended messages are forced to disk: `async` flushes in the
-    /// background, `sync` before a write is acknowledged
-    #[arg(long, value_enum, default_value_t = Flush::Async, env = "TERN_FLUSH")]
-    pub flush: Flush,
-
-    /// HTTP address serving Prometheus /metrics, /healthz and /readyz
-    /// (default: off)
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        env = "TERN_METRICS_LISTEN",
-        value_parser = parse_listen
-    )]
-    pub metrics_listen: Option<String>,
+    #[command(flatten)]
+    pub node: crate::server::node::NodeArgs,
 }
 
 /// Format of the log output.
@@ -159,6 +134,8 @@ pub(crate) fn parse_listen(value: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use clap::CommandFactory as _;
 
     use super::*;
@@ -181,15 +158,43 @@ mod tests {
             "sync",
             "--log-format",
             "json",
+            "--store-max-body-bytes",
+            "77",
+            "--transaction-default-resolution",
+            "commit",
         ])
         .unwrap();
         assert_eq!(cli.log_format, LogFormat::Json);
         let Command::Standalone(args) = cli.command else {
             panic!("expected standalone, got {:?}", cli.command);
         };
-        assert_eq!(args.data_dir, PathBuf::from("/tmp/d"));
-        assert_eq!(args.listen, "[::1]:9000");
-        assert_eq!(args.flush, Flush::Sync);
+        assert_eq!(args.node.data_dir, Some(PathBuf::from("/tmp/d")));
+        assert_eq!(args.node.listen.as_deref(), Some("[::1]:9000"));
+        assert_eq!(args.node.flush, Some(Flush::Sync));
+        assert_eq!(args.node.store_max_body_bytes, Some(77));
+        assert_eq!(
+            args.node.transaction_default_resolution,
+            Some(tern_broker::txn::Resolution::Commit)
+        );
+    }
+
+    /// The cluster flags are `tern broker`'s only.
+    #[test]
+    fn standalone_has_no_cluster_flags() {
+        for flag in [
+            ["--nameservers", "ns:9876"],
+            ["--cluster", "c"],
+            ["--heartbeat-interval-secs", "5"],
+        ] {
+            let err =
+                Cli::try_parse_from(["tern", "standalone"].into_iter().chain(flag)).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{flag:?}"
+            );
+            assert!(Cli::try_parse_from(["tern", "broker"].into_iter().chain(flag)).is_ok());
+        }
     }
 
     #[test]

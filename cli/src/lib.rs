@@ -21,7 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Standalone(args) => {
             logging::init(cli.log_format)?;
-            standalone::run(&args)
+            standalone::run(*args)
         }
         Command::Server(command) => {
             logging::init(cli.log_format)?;

@@ -1,6 +1,8 @@
 //! `tern standalone` as a real process: clean shutdown on SIGTERM,
 //! reopening a data directory after SIGKILL, and accepting connections on
-//! its --listen address.
+//! its --listen address; and its settings coming from a configuration
+//! file, `TERN_*` variables and flags, as `tern broker`'s do.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt as _;
@@ -140,4 +142,153 @@ fn serves_metrics_and_health_when_asked() {
     assert!(metrics.contains(" 200 "), "{metrics}");
     assert!(metrics.contains("# TYPE"), "{metrics}");
     assert_eq!(tern.terminate().unwrap().code(), Some(0));
+}
+
+/// Runs the `tern` CLI against `endpoint`, without the test environment's
+/// CLI variables.
+fn cli(endpoint: &str, args: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new(TERN);
+    for var in ["TERN_ENDPOINT", "TERN_OUTPUT", "TERN_TIMEOUT", "RUST_LOG"] {
+        c.env_remove(var);
+    }
+    c.args(args)
+        .args(["--endpoint", endpoint])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Sends a `len`-byte body to `topic` with `tern produce`; returns the
+/// JSON line printed, or the error.
+fn produce(endpoint: &str, topic: &str, len: usize) -> Result<String, String> {
+    let body = "b".repeat(len);
+    let out = cli(
+        endpoint,
+        &["produce", topic, "--body", &body, "--output", "json"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("{}: {stdout}{stderr}", out.status))
+    }
+}
+
+/// Starts `tern standalone` with `args` (and `--data-dir` under `dir`) and
+/// the environment `env`, waits until it listens, and checks it listens on
+/// `listen`.
+fn start_configured(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    listen: &str,
+) -> TernProcess {
+    let data = dir.join("data");
+    let mut cmd = std::process::Command::new(TERN);
+    cmd.args(["--log-format", "text", "standalone", "--data-dir"])
+        .arg(&data)
+        .args(args)
+        .env("RUST_LOG", "info");
+    for var in [
+        "TERN_CONFIG",
+        "TERN_LISTEN",
+        "TERN_NAME",
+        "TERN_STORE_MAX_BODY_BYTES",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    let mut tern = TernProcess::spawn(cmd, &data).unwrap();
+    tern.wait_for_log("listening", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}: {}", tern.log().unwrap_or_default()));
+    let log = tern.log().unwrap();
+    let line = log.lines().find(|l| l.contains("listening")).unwrap();
+    assert!(line.contains(listen), "{line}");
+    tern
+}
+
+/// A configuration file in the broker's format: its listen address, name
+/// and body limit reach `tern standalone`.
+#[test]
+fn takes_its_settings_from_a_configuration_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let file = tmp.path().join("standalone.toml");
+    std::fs::write(
+        &file,
+        format!("listen = \"{listen}\"\nname = \"from-file\"\n\n[store]\nmax_body_bytes = 100\n"),
+    )
+    .unwrap();
+    let mut tern = start_configured(
+        tmp.path(),
+        &["--config", file.to_str().unwrap()],
+        &[],
+        &listen,
+    );
+    let created = cli(&listen, &["topic", "create", "cfg", "--queues", "1"]);
+    assert!(created.status.success(), "{created:?}");
+    let sent = produce(&listen, "cfg", 100).unwrap();
+    assert!(sent.contains("\"broker\":\"from-file\""), "{sent}");
+    let refused = produce(&listen, "cfg", 101).unwrap_err();
+    assert!(refused.contains("100"), "{refused}");
+    assert_eq!(tern.terminate().unwrap().code(), Some(0));
+}
+
+/// Flags beat `TERN_*` variables, which beat the file.
+#[test]
+fn flags_and_variables_override_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("standalone.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:{}\"\nname = \"from-file\"\n[store]\nmax_body_bytes = 100\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut tern = start_configured(
+        tmp.path(),
+        &["--listen", &listen, "--store-max-body-bytes", "1000"],
+        &[
+            ("TERN_CONFIG", file.to_str().unwrap()),
+            ("TERN_NAME", "from-env"),
+            ("TERN_STORE_MAX_BODY_BYTES", "10"),
+        ],
+        &listen,
+    );
+    let created = cli(&listen, &["topic", "create", "cfg", "--queues", "1"]);
+    assert!(created.status.success(), "{created:?}");
+    let sent = produce(&listen, "cfg", 1000).unwrap();
+    assert!(sent.contains("\"broker\":\"from-env\""), "{sent}");
+    assert!(produce(&listen, "cfg", 1001).is_err());
+    assert_eq!(tern.terminate().unwrap().code(), Some(0));
+}
+
+/// A standalone broker joins no cluster: a file naming name servers is
+/// refused, not silently half-applied.
+#[test]
+fn refuses_a_file_with_cluster_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("broker.toml");
+    std::fs::write(&file, "nameservers = [\"127.0.0.1:9876\"]\n").unwrap();
+    let output = std::process::Command::new(TERN)
+        .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nameservers") && stderr.contains("tern broker"),
+        "{stderr}"
+    );
+    assert!(
+        !tmp.path().join("data").exists(),
+        "no data directory opened"
+    );
 }

@@ -1,18 +1,11 @@
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use tern_harness::small_store_config;
-use tern_model::{MessageKind, TopicName};
-use tern_store::FlushPolicy;
+use tern_model::MessageKind;
 
 use super::*;
-
-fn open_store(dir: &Path) -> Arc<Store> {
-    Arc::new(Store::open(small_store_config(dir.join("store"), FlushPolicy::Sync)).unwrap())
-}
+use crate::testutil::{message, open_store, queue0_ids, wait_done};
 
 fn cfg() -> TransactionConfig {
     TransactionConfig {
@@ -23,37 +16,18 @@ fn cfg() -> TransactionConfig {
     }
 }
 
+/// A transactional (half) message of `topic` queue 0, tagged `tx`.
 fn half(topic: &str, id: &str) -> Message {
     let mut m = Message {
-        topic: TopicName::new(topic).unwrap(),
-        queue_id: 0,
-        message_id: id.to_owned(),
         tag: Some("tx".to_owned()),
-        keys: Vec::new(),
-        properties: [("k".to_owned(), id.to_owned())].into(),
-        body: id.as_bytes().to_vec(),
-        born_timestamp_ms: 1,
-        flags: 0,
+        ..message(topic, id)
     };
     m.set_kind(MessageKind::Transaction);
     m
 }
 
 fn park_all(t: &Arc<Transactions>, msgs: Vec<Message>) -> Vec<u64> {
-    let (tx, rx) = mpsc::channel();
-    t.park(msgs, move |r| tx.send(r).unwrap());
-    rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap()
-}
-
-fn topic_ids(store: &Store, topic: &str) -> Vec<String> {
-    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(10)));
-    store
-        .read_queue(topic, 0, 0, 1000, usize::MAX)
-        .unwrap()
-        .messages
-        .into_iter()
-        .map(|m| m.message.message_id)
-        .collect()
+    wait_done(|done| t.park(msgs, done))
 }
 
 #[test]
@@ -92,7 +66,7 @@ fn parked_half_messages_are_scheduled_committed_and_discarded() {
     assert!(p.stored_ms >= before);
     assert_eq!(t.pending_count(), 2);
     // Nothing is in the topic until a commit.
-    assert!(topic_ids(&store, "orders").is_empty());
+    assert!(queue0_ids(&store, "orders").is_empty());
 
     let p = t.take(offs[0]).unwrap();
     let mut m = t.get(offs[0]).unwrap().unwrap().message;
@@ -105,7 +79,7 @@ fn parked_half_messages_are_scheduled_committed_and_discarded() {
 
     t.take(offs[1]).unwrap();
     assert!(t.end(offs[1], None).unwrap());
-    assert_eq!(topic_ids(&store, "orders"), ["a"]);
+    assert_eq!(queue0_ids(&store, "orders"), ["a"]);
     assert!(t.get(offs[1]).unwrap().is_none());
     assert_eq!(t.pending_count(), 0);
 }

@@ -1,12 +1,16 @@
-//! Configuration files of `tern broker` and `tern nameserver`, and the
-//! rule that merges them with flags and environment variables.
+//! Configuration files of `tern broker`, `tern standalone` and
+//! `tern nameserver`, and the rule that merges them with flags and
+//! environment variables.
 //!
 //! A file is TOML with the keys named like the flags (`data_dir` for
 //! `--data-dir`); the broker's storage keys live in a `[store]` table
 //! (`--store-segment-bytes` is `segment_bytes` there), its back-pressure
 //! and lease keys in `[limits]` (`--limits-max-pending-sends`), its
-//! transaction checks in `[transaction]` (`--transaction-max-checks`). An unknown key is
-//! an error that names it, so a typo never goes unnoticed.
+//! delayed delivery in `[delay]` (`--delay-precision-ms`), its
+//! transaction checks in `[transaction]` (`--transaction-max-checks`). An
+//! unknown key is an error that names it, so a typo never goes unnoticed.
+//! `tern standalone` reads the broker's file format and refuses its
+//! cluster keys ([`BrokerFile::cluster_keys`]).
 //!
 //! Precedence, highest first: the flag, its `TERN_*` environment variable
 //! (clap reads both), the file, the default. Every value here is optional;
@@ -42,6 +46,23 @@ pub(crate) struct BrokerFile {
     pub transaction: TransactionFile,
     #[serde(default)]
     pub delay: DelayFile,
+}
+
+impl BrokerFile {
+    /// The cluster keys set in the file (`tern broker` only), by name.
+    pub(crate) fn cluster_keys(&self) -> Vec<&'static str> {
+        [
+            ("cluster", self.cluster.is_some()),
+            ("nameservers", self.nameservers.is_some()),
+            (
+                "heartbeat_interval_secs",
+                self.heartbeat_interval_secs.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
 }
 
 /// The `[delay]` table of a broker's configuration file: delayed

@@ -1,11 +1,13 @@
 //! `tern nameserver` and `tern broker`: the separate processes of a
 //! cluster. Each reads its settings from flags, `TERN_*` variables and an
 //! optional TOML file (`config`), serves until SIGTERM or Ctrl-C, and
-//! shuts down gracefully.
+//! shuts down gracefully. `tern standalone` takes the broker's settings
+//! but the cluster ones ([`node`]) and serves with the broker's loop.
 
 pub(crate) mod broker;
 mod config;
 mod nameserver;
+pub(crate) mod node;
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -115,6 +117,18 @@ mod tests {
             assert!(text.contains(&shown), "{shown} missing from:\n{text}");
         }
         assert!(b.nameservers.is_empty() && b.metrics_listen.is_none());
+        // `tern standalone` shows the same node settings, and no cluster ones.
+        let standalone = help("standalone");
+        for line in text.lines().map(str::trim).filter(|l| l.starts_with("--")) {
+            let cluster = ["--cluster", "--nameservers", "--heartbeat-interval-secs"]
+                .iter()
+                .any(|f| line.starts_with(f));
+            assert_eq!(
+                standalone.contains(line),
+                !cluster,
+                "{line} in standalone help:\n{standalone}"
+            );
+        }
         let text = help("nameserver");
         let n = NameserverConfig::default();
         for shown in [
@@ -172,6 +186,94 @@ mod tests {
         assert_eq!(cfg.nameservers, ["a:1", "b:2"]);
         assert_eq!(cfg.store.max_body_bytes, 5);
         assert_eq!(cfg.name, "from-file");
+    }
+
+    fn standalone_args(args: &[&str]) -> node::NodeArgs {
+        let cli = Cli::try_parse_from(["tern", "standalone"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Standalone(a) => a.node,
+            other => panic!("standalone expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn standalone_reads_the_broker_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("standalone.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\nname = \"from-file\"\nflush = \"sync\"\n\
+             advertised_address = \"tern.example:8081\"\n\
+             [store]\nmax_body_bytes = 1000\nretention_hours = 5\n\
+             [limits]\nmax_pending_sends = 7\ndedup_window_secs = 60\n\
+             [delay]\nprecision_ms = 500\n\
+             [transaction]\nmax_checks = 4\ndefault_resolution = \"commit\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let (cfg, listen) = standalone_args(&["--config", path])
+            .resolve_standalone()
+            .unwrap();
+        assert_eq!(listen, "127.0.0.1:1111");
+        assert_eq!(cfg.name, "from-file");
+        assert_eq!(cfg.store.flush, tern_store::FlushPolicy::Sync);
+        assert_eq!(cfg.advertised_address.as_deref(), Some("tern.example:8081"));
+        assert_eq!(cfg.store.max_body_bytes, 1000);
+        assert_eq!(cfg.store.retention, Duration::from_secs(5 * 3600));
+        assert_eq!(cfg.max_pending_sends, 7);
+        assert_eq!(cfg.dedup.window, Duration::from_secs(60));
+        assert_eq!(cfg.delay.precision, Duration::from_millis(500));
+        assert_eq!(cfg.transaction.max_checks, 4);
+        assert_eq!(
+            cfg.transaction.default_resolution,
+            tern_broker::txn::Resolution::Commit
+        );
+        assert!(cfg.nameservers.is_empty());
+
+        let (cfg, listen) = standalone_args(&[
+            "--config",
+            path,
+            "--listen",
+            "127.0.0.1:2222",
+            "--name",
+            "from-flag",
+            "--store-max-body-bytes",
+            "5",
+            "--transaction-max-checks",
+            "9",
+        ])
+        .resolve_standalone()
+        .unwrap();
+        assert_eq!(listen, "127.0.0.1:2222");
+        assert_eq!(cfg.name, "from-flag");
+        assert_eq!(cfg.store.max_body_bytes, 5);
+        assert_eq!(cfg.transaction.max_checks, 9);
+        assert_eq!(cfg.dedup.window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn standalone_refuses_cluster_keys_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("standalone.toml");
+        for (text, key) in [
+            ("nameservers = [\"ns-a:9876\"]\n", "nameservers"),
+            ("cluster = \"prod\"\n", "cluster"),
+            ("heartbeat_interval_secs = 5\n", "heartbeat_interval_secs"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = standalone_args(&["--config", file.to_str().unwrap()])
+                .resolve_standalone()
+                .unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains(key) && msg.contains("tern broker"),
+                "{text}: {msg}"
+            );
+            // The same file is a valid broker file.
+            broker_args(&["--config", file.to_str().unwrap()])
+                .resolve()
+                .unwrap();
+        }
     }
 
     #[test]

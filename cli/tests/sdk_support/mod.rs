@@ -4,6 +4,7 @@
 // Each test crate includes this module and uses only part of it.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -54,24 +55,33 @@ pub struct Standalone {
     pub port: u16,
     /// `127.0.0.1:<port>`, the access point for clients.
     pub listen: String,
+    /// Settings given after `--data-dir` and `--listen`, again on restart.
+    args: Vec<String>,
     _tmp: tempfile::TempDir,
 }
 
 impl Standalone {
     /// Starts `tern standalone` on a free port and waits until it listens.
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts `tern standalone` on a free port with the settings `args`
+    /// (flags of `tern standalone`, e.g. `--transaction-max-checks 2`) and
+    /// waits until it listens.
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
+    pub fn start_with(args: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
-        let mut tern =
-            TernProcess::standalone_with(TERN, tmp.path().join("data"), &["--listen", &listen])
-                .unwrap();
-        tern.wait_for_log("listening", Duration::from_secs(30))
-            .unwrap();
+        let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+        let tern = spawn(tmp.path(), &listen, &args);
         Self {
             tern,
             port,
             listen,
+            args,
             _tmp: tmp,
         }
     }
@@ -91,25 +101,18 @@ impl Standalone {
     }
 
     /// Kills the broker with SIGKILL and starts it again on the same data
-    /// directory and port.
+    /// directory, port and settings.
     #[allow(dead_code, reason = "each test crate uses part of this module")]
     pub fn kill9_restart(&mut self) {
         self.tern.kill9().unwrap();
-        let mut tern = TernProcess::standalone_with(
-            TERN,
-            self._tmp.path().join("data"),
-            &["--listen", &self.listen],
-        )
-        .unwrap();
-        tern.wait_for_log("listening", Duration::from_secs(30))
-            .unwrap();
-        self.tern = tern;
+        self.tern = spawn(self._tmp.path(), &self.listen, &self.args);
     }
 
     /// Runs a client, asserts it succeeded and printed `expected`, and
-    /// shows its output and the broker log otherwise.
+    /// shows its output and the broker log otherwise. Returns its standard
+    /// output.
     #[track_caller]
-    pub fn run_client(&self, what: &str, command: &mut Command, expected: &str) {
+    pub fn run_client(&self, what: &str, command: &mut Command, expected: &str) -> String {
         let out = command.output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -122,10 +125,22 @@ impl Standalone {
             self.tern.log().unwrap_or_default()
         );
         assert!(stdout.contains(expected), "{what}: {stdout}\n{stderr}");
+        stdout.into_owned()
     }
 
     /// Stops the broker with SIGTERM.
     pub fn stop(mut self) {
         self.tern.terminate().unwrap();
     }
+}
+
+/// Starts `tern standalone` with its data in `dir`, on `listen`, with the
+/// settings `args`, and waits until it listens.
+fn spawn(dir: &Path, listen: &str, args: &[String]) -> TernProcess {
+    let mut all = vec!["--listen", listen];
+    all.extend(args.iter().map(String::as_str));
+    let mut tern = TernProcess::standalone_with(TERN, dir.join("data"), &all).unwrap();
+    tern.wait_for_log("listening", Duration::from_secs(30))
+        .unwrap();
+    tern
 }
