@@ -149,6 +149,30 @@ pub struct CopyOf<'a> {
     pub queue_id: u32,
 }
 
+/// Copies of stored records read, checked and laid out by
+/// [`Store::prepare_copies`], not yet written.
+#[derive(Debug, Default)]
+pub struct PreparedCopies {
+    batch: record::Batch,
+}
+
+impl PreparedCopies {
+    /// How many copies.
+    pub fn len(&self) -> usize {
+        self.batch.records.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.batch.records.is_empty()
+    }
+
+    /// Bytes the copies take (in memory now, in the log once written).
+    pub fn bytes(&self) -> u64 {
+        self.batch.len_bytes()
+    }
+}
+
 /// Bytes read at once when copying records (records next to each other
 /// share a read).
 const COPY_SPAN: u64 = 4 << 20;
@@ -223,9 +247,15 @@ impl Store {
     /// byte after their checksums are verified, not decoded: this is how
     /// held-back messages are released in bulk. Blocking.
     pub fn append_copies(&self, copies: &[CopyOf<'_>]) -> Result<Vec<Appended>> {
-        if copies.is_empty() {
-            return Ok(Vec::new());
-        }
+        self.append_prepared(self.prepare_copies(copies)?)
+    }
+
+    /// The first half of [`Store::append_copies`]: reads the records at
+    /// `copies`' positions, verifies their checksums and lays out their
+    /// copies, without writing anything. What it returns can wait (for a
+    /// due time, say) and be written with [`Store::append_prepared`]:
+    /// the slow part of a bulk release done ahead of time. Blocking.
+    pub fn prepare_copies(&self, copies: &[CopyOf<'_>]) -> Result<PreparedCopies> {
         let mut batch = record::Batch::default();
         // The last read: where it starts, its bytes, its segment file.
         let mut span: Option<(u64, Vec<u8>, PathBuf)> = None;
@@ -261,6 +291,18 @@ impl Store {
                     detail: format!("no valid record at position {} to copy", c.position),
                 })?;
             batch.push_copy(&rec[..view.len as usize], c.topic.as_str(), c.queue_id);
+        }
+        Ok(PreparedCopies { batch })
+    }
+
+    /// The second half of [`Store::append_copies`]: writes copies laid out
+    /// by [`Store::prepare_copies`] (positions, queue offsets and store
+    /// times are assigned now), all or nothing, returning once durable
+    /// under the flush policy. Blocking.
+    pub fn append_prepared(&self, copies: PreparedCopies) -> Result<Vec<Appended>> {
+        let mut batch = copies.batch;
+        if batch.records.is_empty() {
+            return Ok(Vec::new());
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.inner.log.append(

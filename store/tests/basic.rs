@@ -331,6 +331,64 @@ fn copies_keep_everything_but_topic_queue_and_place() {
 }
 
 #[test]
+fn prepared_copies_are_placed_when_written_not_when_prepared() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(small_config(dir.path(), FlushPolicy::Sync)).unwrap();
+    let src = store
+        .append(&[
+            msg("src", 0, "id-a", b"alpha"),
+            msg("src", 0, "id-b", b"beta"),
+        ])
+        .unwrap();
+    let dst = TopicName::new("dst").unwrap();
+    let copies: Vec<CopyOf<'_>> = src
+        .iter()
+        .map(|a| CopyOf {
+            position: a.position,
+            topic: &dst,
+            queue_id: 0,
+        })
+        .collect();
+    let prepared = store.prepare_copies(&copies).unwrap();
+    assert_eq!(prepared.len(), 2);
+    assert!(prepared.bytes() > 0);
+    // Preparing writes nothing.
+    let end = store.max_offset();
+    assert_eq!(store.queue_range("dst", 0).1, 0);
+    // Another write to the same queue comes first; the copies follow it.
+    std::thread::sleep(Duration::from_millis(20));
+    let first = store.append(&[msg("dst", 0, "id-c", b"gamma")]).unwrap();
+    assert!(first[0].position >= end);
+    let out = store.append_prepared(prepared).unwrap();
+    assert_eq!(
+        out.iter().map(|a| a.queue_offset).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(out[0].position > first[0].position);
+    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(5)));
+    let read = store
+        .read_queue("dst", 0, 0, 10, usize::MAX)
+        .unwrap()
+        .messages;
+    let ids: Vec<&str> = read.iter().map(|m| m.message.message_id.as_str()).collect();
+    assert_eq!(ids, ["id-c", "id-a", "id-b"]);
+    // Stored (and stamped) when written, and intact (checksums verified
+    // by the read).
+    assert!(read[1].store_timestamp_ms >= read[0].store_timestamp_ms);
+    assert_eq!(read[2].message.body, b"beta");
+    // Nothing to write: nothing written.
+    let end = store.max_offset();
+    assert!(
+        store
+            .append_prepared(store.prepare_copies(&[]).unwrap())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.max_offset(), end);
+    store.close().unwrap();
+}
+
+#[test]
 fn second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = small_config(dir.path(), FlushPolicy::Async);

@@ -1,46 +1,16 @@
-use std::path::Path;
-use std::sync::mpsc;
-use std::time::Duration;
-
-use tern_harness::small_store_config;
-use tern_store::FlushPolicy;
-
 use super::*;
+use crate::testutil::{message, open_store, queue0_ids, wait_done};
 
-fn open_store(dir: &Path) -> Arc<Store> {
-    Arc::new(Store::open(small_store_config(dir.join("store"), FlushPolicy::Sync)).unwrap())
-}
-
+/// A message of `topic` queue 3.
 fn msg(topic: &str, id: &str) -> Message {
     Message {
-        topic: TopicName::new(topic).unwrap(),
         queue_id: 3,
-        message_id: id.to_owned(),
-        tag: None,
-        keys: Vec::new(),
-        properties: [("k".to_owned(), id.to_owned())].into(),
-        body: id.as_bytes().to_vec(),
-        born_timestamp_ms: 1,
-        flags: 0,
+        ..message(topic, id)
     }
 }
 
 fn park_all(p: &Arc<Park>, msgs: Vec<Message>) -> Vec<u64> {
-    let (tx, rx) = mpsc::channel();
-    p.park(msgs, move |r| tx.send(r).unwrap());
-    rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap()
-}
-
-/// Messages of `topic` queue 0 in the store, by id.
-fn in_topic(store: &Store, topic: &str) -> Vec<String> {
-    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(10)));
-    store
-        .read_queue(topic, 0, 0, 1000, usize::MAX)
-        .unwrap()
-        .messages
-        .into_iter()
-        .map(|m| m.message.message_id)
-        .collect()
+    wait_done(|done| p.park(msgs, done))
 }
 
 fn ready(p: &Park, o: u64) -> Message {
@@ -64,7 +34,7 @@ fn park_release_discard_and_reopen() {
     assert_eq!(got.message.message_id, "m1");
     assert!(!got.message.properties.contains_key(system::REAL_TOPIC));
     // Parked messages are not in their topic.
-    assert!(in_topic(&store, "orders").is_empty());
+    assert!(queue0_ids(&store, "orders").is_empty());
 
     let m1 = ready(&p, 1);
     assert_eq!(p.release(vec![(1, m1.clone())]).unwrap(), [1]);
@@ -76,7 +46,7 @@ fn park_release_discard_and_reopen() {
     assert_eq!(p.discard(&[3, 3, 9]).unwrap(), [3]);
     p.note(4, 2).unwrap();
     assert!(p.get(1).unwrap().is_none());
-    assert_eq!(in_topic(&store, "orders"), ["m1"]);
+    assert_eq!(queue0_ids(&store, "orders"), ["m1"]);
     assert_eq!(p.len(), 3);
     drop(p);
 
@@ -103,6 +73,42 @@ fn park_release_discard_and_reopen() {
 }
 
 #[test]
+fn staged_copies_are_released_once_and_never_after_a_discard() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let p = Park::open(Arc::clone(&store), &dir.path().join("park"), "t").unwrap();
+    park_all(
+        &p,
+        (0..4).map(|i| msg("orders", &format!("m{i}"))).collect(),
+    );
+    let orders = TopicName::new("orders").unwrap();
+    let items = |offs: &[u64]| -> Vec<(u64, &TopicName, u32)> {
+        offs.iter().map(|&o| (o, &orders, 0)).collect()
+    };
+    let a = p.stage_copies(&items(&[0, 1])).unwrap();
+    let b = p.stage_copies(&items(&[2, 3])).unwrap();
+    assert_eq!((a.len(), b.len()), (2, 2));
+    assert!(a.bytes() > 0);
+    assert!(
+        queue0_ids(&store, "orders").is_empty(),
+        "staging writes nothing"
+    );
+    // Discarded after it was staged: its batch is not written at all.
+    assert_eq!(p.discard(&[3]).unwrap(), [3]);
+    let out = p.release_staged(vec![a, b]);
+    assert!(matches!(out[..], [Ok(true), Ok(false)]), "{out:?}");
+    assert_eq!(queue0_ids(&store, "orders"), ["m0", "m1"]);
+    // The rest of the stale batch goes the ordinary way.
+    assert_eq!(p.release_copies(&items(&[2, 3])).unwrap(), [2]);
+    // Staged again after release: nothing left to stage or write.
+    let again = p.stage_copies(&items(&[0, 1, 2])).unwrap();
+    assert_eq!(again.len(), 0);
+    assert!(matches!(p.release_staged(vec![again])[..], [Ok(true)]));
+    assert_eq!(queue0_ids(&store, "orders"), ["m0", "m1", "m2"]);
+    assert_eq!(p.len(), 0);
+}
+
+#[test]
 fn an_interrupted_release_is_finished_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
@@ -120,7 +126,7 @@ fn an_interrupted_release_is_finished_once() {
     let mut pending = Vec::new();
     p.pending(|x| pending.push(x.message.message_id)).unwrap();
     assert_eq!(pending, ["b"], "a's copy exists, so a is finished");
-    assert_eq!(in_topic(&store, "orders"), ["a"]);
+    assert_eq!(queue0_ids(&store, "orders"), ["a"]);
 }
 
 #[test]
@@ -135,6 +141,7 @@ fn journal_snapshot_covers_gaps() {
             Entry {
                 position: o * 100,
                 note: u32::from(o == 7),
+                busy: false,
             },
         );
     }

@@ -6,11 +6,21 @@
 //! thread wakes at every slot boundary and releases everything whose slot
 //! has come, in batches of 16384 spread over up to four threads: each
 //! batch is one journal fsync and one store batch of byte-for-byte copies
-//! of the parked records ([`tern_store::Store::append_copies`], nothing
-//! decoded). So a message is never delivered before its time, and
-//! normally within one precision after it. The slots are rebuilt from the
-//! park at open, so pending messages survive a restart or a crash; the
-//! park makes each release happen exactly once.
+//! of the parked records (nothing decoded). So a message is never
+//! delivered before its time, and normally within one precision after it.
+//! The slots are rebuilt from the park at open, so pending messages
+//! survive a restart or a crash; the park makes each release happen
+//! exactly once.
+//!
+//! The slow part of a release (reading the parked records, checking their
+//! checksums, laying out the copies) is done ahead of time: after each
+//! release the thread stages the slots due within [`STAGE_AHEAD_MS`] (or
+//! one precision, if longer) with [`Park::stage_copies`], up to
+//! [`STAGE_MAX_BYTES`] in memory, so at the due time only the journal
+//! fsync and the write remain. A staged
+//! message can still be recalled (its release then falls back to the
+//! ordinary path, which skips it); messages scheduled into a slot after it
+//! was staged are released the ordinary way.
 //!
 //! A released message keeps its kind and delivery time (consumers see
 //! DELAY and `delivery_timestamp`); it goes to the next queue of its topic
@@ -20,7 +30,7 @@ mod config;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -33,7 +43,7 @@ pub use config::DelayConfig;
 use crate::error::{BrokerError, Result};
 use crate::fsutil::lock;
 use crate::meta::Registry;
-use crate::park::{Park, Parked};
+use crate::park::{Park, Parked, Staged};
 
 /// The timer's park.
 pub(crate) const PARK_NAME: &str = "TIMER";
@@ -43,9 +53,22 @@ const RELEASE_BATCH: usize = 16_384;
 const MAX_WORKERS: usize = 4;
 /// Wait before retrying a release that failed.
 const RETRY_MS: i64 = 1000;
+/// Most bytes of copies staged ahead of their slots (the rest is read
+/// when due).
+pub const STAGE_MAX_BYTES: u64 = 512 << 20;
+/// How far ahead slots are staged, at least (ms).
+pub const STAGE_AHEAD_MS: i64 = 2000;
 
 /// A pending message: its park offset and its topic.
 type Due = (u64, Arc<TopicName>);
+
+/// A batch of one slot staged ahead of its time.
+#[derive(Debug)]
+struct StagedBatch {
+    slot: i64,
+    due: Vec<Due>,
+    staged: Staged,
+}
 
 /// The delayed-message timer.
 #[derive(Debug)]
@@ -57,6 +80,10 @@ pub struct Timer {
     /// Pending park offsets and their topics, by slot (ms since the
     /// epoch).
     slots: Mutex<BTreeMap<i64, Vec<Due>>>,
+    /// Batches of slots not yet due, read ahead ([`Timer::stage`]).
+    staged: Mutex<Vec<StagedBatch>>,
+    /// Bytes `staged` holds.
+    staged_bytes: AtomicU64,
     /// One shared copy of each topic name the slots refer to.
     names: Mutex<HashMap<TopicName, Arc<TopicName>>>,
     /// Turns the queues of released messages.
@@ -110,6 +137,8 @@ impl Timer {
             precision_ms: millis(cfg.precision),
             max_delay_ms: millis(cfg.max_delay),
             slots: Mutex::new(BTreeMap::new()),
+            staged: Mutex::new(Vec::new()),
+            staged_bytes: AtomicU64::new(0),
             names: Mutex::new(HashMap::new()),
             turn: AtomicU32::new(0),
             stop: Arc::new(Stop::default()),
@@ -232,10 +261,20 @@ impl Timer {
         }
     }
 
-    /// Releases everything whose slot has come; returns the wait to the
-    /// next slot boundary.
+    /// Releases everything whose slot has come, then stages the slots
+    /// due soon; returns the wait to the next slot boundary.
     fn tick(&self) -> i64 {
         let now = now_ms();
+        let staged: Vec<StagedBatch> = {
+            let mut st = lock(&self.staged);
+            let (ready, later) = std::mem::take(&mut *st)
+                .into_iter()
+                .partition(|b| b.slot <= now);
+            *st = later;
+            ready
+        };
+        let freed: u64 = staged.iter().map(|b| b.staged.bytes()).sum();
+        self.staged_bytes.fetch_sub(freed, Ordering::Relaxed);
         let due = {
             let mut slots = lock(&self.slots);
             let later = slots.split_off(&(now + 1));
@@ -243,45 +282,149 @@ impl Timer {
         };
         let mut due: Vec<Due> = due.into_values().flatten().collect();
         due.sort_unstable_by_key(|(o, _)| *o);
-        let chunks: Vec<&[Due]> = due.chunks(RELEASE_BATCH).collect();
-        // A burst is released by several threads: reading and copying
+        let released = !due.is_empty() || !staged.is_empty();
+        // Staged batches first: one journal fsync, then only writes.
+        let mut batches = self.release_staged(staged, now);
+        batches.extend(due.chunks(RELEASE_BATCH).map(<[Due]>::to_vec));
+        // The rest is read now, by several threads: reading and copying
         // take most of the time, the store's append lock is short, and
         // one thread's journal fsync overlaps another's copying (so more
         // threads than cores still help).
-        let workers = MAX_WORKERS.min(chunks.len());
-        std::thread::scope(|s| {
-            for w in 0..workers {
-                let chunks = &chunks;
-                s.spawn(move || {
-                    for chunk in chunks.iter().skip(w).step_by(workers) {
-                        self.release_or_retry(chunk, now);
-                    }
-                });
-            }
-        });
-        if !due.is_empty()
-            && let Err(e) = self.park.sync()
-        {
+        fan_out(batches, |b| self.release_or_retry(b, now));
+        if released && let Err(e) = self.park.sync() {
             tracing::warn!(error = %e, "could not sync the timer's park journal");
         }
+        self.stage(now_ms());
         let now = now_ms();
         self.slot(now + 1) - now
     }
 
-    fn release_or_retry(&self, chunk: &[Due], now: i64) {
-        if let Err(e) = self.release(chunk) {
-            tracing::warn!(error = %e, count = chunk.len(),
-                "could not deliver delayed messages; retrying");
-            lock(&self.slots)
-                .entry(self.slot(now + RETRY_MS))
-                .or_default()
-                .extend_from_slice(chunk);
+    /// Reads ahead the messages due within [`STAGE_AHEAD_MS`] (or one
+    /// precision) of `now`, up to [`STAGE_MAX_BYTES`] staged in all; what
+    /// is not staged stays in its slot.
+    fn stage(&self, now: i64) {
+        if self.staged_bytes.load(Ordering::Relaxed) >= STAGE_MAX_BYTES {
+            return;
         }
+        let ahead = now + self.precision_ms.max(STAGE_AHEAD_MS);
+        let soon = {
+            let mut slots = lock(&self.slots);
+            let later = slots.split_off(&(ahead + 1));
+            std::mem::replace(&mut *slots, later)
+        };
+        if soon.is_empty() {
+            return;
+        }
+        let mut batches = Vec::new();
+        for (slot, mut due) in soon {
+            due.sort_unstable_by_key(|(o, _)| *o);
+            batches.extend(due.chunks(RELEASE_BATCH).map(|c| (slot, c.to_vec())));
+        }
+        let count = AtomicUsize::new(0);
+        fan_out(batches, |(slot, due)| {
+            let staged = if self.staged_bytes.load(Ordering::Relaxed) < STAGE_MAX_BYTES {
+                self.stage_batch(&due)
+            } else {
+                None
+            };
+            match staged {
+                Some(staged) => {
+                    self.staged_bytes
+                        .fetch_add(staged.bytes(), Ordering::Relaxed);
+                    count.fetch_add(staged.len(), Ordering::Relaxed);
+                    lock(&self.staged).push(StagedBatch { slot, due, staged });
+                }
+                None => lock(&self.slots).entry(slot).or_default().extend(due),
+            }
+        });
+        tracing::debug!(
+            staged = count.into_inner(),
+            bytes = self.staged_bytes.load(Ordering::Relaxed),
+            "delayed messages read ahead of their time"
+        );
+    }
+
+    /// Stages one batch; `None` if it could not be read (it is then
+    /// released the ordinary way, which reports the problem).
+    fn stage_batch(&self, due: &[Due]) -> Option<Staged> {
+        let (items, orphans) = self.assign(due);
+        if !orphans.is_empty() {
+            return None;
+        }
+        match self.park.stage_copies(&items) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read delayed messages ahead of time");
+                None
+            }
+        }
+    }
+
+    /// Writes the staged batches; returns those to release the ordinary
+    /// way (a message recalled or a topic deleted since they were
+    /// staged). Failed ones are retried later.
+    fn release_staged(&self, staged: Vec<StagedBatch>, now: i64) -> Vec<Vec<Due>> {
+        let mut fallback = Vec::new();
+        let mut ready = Vec::with_capacity(staged.len());
+        let mut dues = Vec::with_capacity(staged.len());
+        for b in staged {
+            let mut topics: Vec<&Arc<TopicName>> = b.due.iter().map(|(_, t)| t).collect();
+            topics.dedup_by(|a, b| Arc::ptr_eq(a, b));
+            if topics
+                .iter()
+                .all(|t| self.registry.topic(t.as_str()).is_ok())
+            {
+                ready.push(b.staged);
+                dues.push(b.due);
+            } else {
+                fallback.push(b.due);
+            }
+        }
+        for (r, due) in self.park.release_staged(ready).into_iter().zip(dues) {
+            match r {
+                Ok(true) => {}
+                Ok(false) => fallback.push(due),
+                Err(e) => self.retry(&e, due, now),
+            }
+        }
+        fallback
+    }
+
+    fn release_or_retry(&self, due: Vec<Due>, now: i64) {
+        if let Err(e) = self.release(&due) {
+            self.retry(&e, due, now);
+        }
+    }
+
+    fn retry(&self, e: &BrokerError, due: Vec<Due>, now: i64) {
+        tracing::warn!(error = %e, count = due.len(),
+            "could not deliver delayed messages; retrying");
+        lock(&self.slots)
+            .entry(self.slot(now + RETRY_MS))
+            .or_default()
+            .extend(due);
     }
 
     /// Copies the parked messages of `due` to their topics, each to the
     /// next queue of its topic in turn.
     fn release(&self, due: &[Due]) -> Result<()> {
+        let (items, orphans) = self.assign(due);
+        if !orphans.is_empty() {
+            tracing::warn!(
+                count = orphans.len(),
+                "delayed messages are due but their topic no longer exists; dropping them"
+            );
+            self.park.discard(&orphans)?;
+        }
+        if !items.is_empty() {
+            self.park.release_copies(&items)?;
+        }
+        Ok(())
+    }
+
+    /// The queue of each message of `due` (the next of its topic in
+    /// turn), and the offsets of those whose topic no longer exists.
+    fn assign<'a>(&self, due: &'a [Due]) -> (Vec<(u64, &'a TopicName, u32)>, Vec<u64>) {
         let mut queues: HashMap<&TopicName, Option<u32>> = HashMap::new();
         let mut items = Vec::with_capacity(due.len());
         let mut orphans = Vec::new();
@@ -297,18 +440,32 @@ impl Timer {
                 None => orphans.push(*offset),
             }
         }
-        if !orphans.is_empty() {
-            tracing::warn!(
-                count = orphans.len(),
-                "delayed messages are due but their topic no longer exists; dropping them"
-            );
-            self.park.discard(&orphans)?;
-        }
-        if !items.is_empty() {
-            self.park.release_copies(&items)?;
-        }
-        Ok(())
+        (items, orphans)
     }
+}
+
+/// Runs `work` on each job, on up to [`MAX_WORKERS`] threads taking the
+/// next job as they finish one.
+fn fan_out<T: Send>(jobs: Vec<T>, work: impl Fn(T) + Sync) {
+    let workers = MAX_WORKERS.min(jobs.len());
+    if workers <= 1 {
+        jobs.into_iter().for_each(work);
+        return;
+    }
+    let jobs = Mutex::new(jobs.into_iter());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let job = lock(&jobs).next();
+                    match job {
+                        Some(j) => work(j),
+                        None => return,
+                    }
+                }
+            });
+        }
+    });
 }
 
 impl Drop for Timer {

@@ -1,11 +1,8 @@
-use std::sync::mpsc;
-
-use tern_harness::small_store_config;
 use tern_model::MessageKind;
-use tern_store::FlushPolicy;
 
 use super::*;
 use crate::meta::{MessageType, Permission, TopicConfig};
+use crate::testutil::{open_store, wait_done};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -17,8 +14,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
-    let store =
-        Arc::new(Store::open(small_store_config(root.join("store"), FlushPolicy::Async)).unwrap());
+    let store = open_store(&root);
     let registry = Arc::new(Registry::open(&root.join("meta")).unwrap());
     registry
         .create_topic(
@@ -73,9 +69,7 @@ fn delayed(id: &str, at: i64) -> Message {
 }
 
 fn schedule(t: &Arc<Timer>, msgs: Vec<Message>) -> Vec<u64> {
-    let (tx, rx) = mpsc::channel();
-    t.schedule(msgs, move |r| tx.send(r).unwrap());
-    rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap()
+    wait_done(|done| t.schedule(msgs, done))
 }
 
 /// (message id, store time) of every message delivered to "later".
@@ -163,6 +157,82 @@ fn recall_cancels_and_restart_keeps_pending() {
     assert!(got[0].1 >= at);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(delivered(&f.store).len(), 1, "recalled message never comes");
+    t.close();
+}
+
+/// Waits until the timer has read ahead `n` messages.
+fn wait_staged(t: &Timer, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let staged: usize = lock(&t.staged).iter().map(|b| b.staged.len()).sum();
+        if staged >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {staged} of {n} messages staged"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn staged_ahead_then_released_on_time_and_recall_still_works() {
+    let f = fixture();
+    let t = open(&f);
+    // Due within the read-ahead window: staged before their time.
+    let at = now_ms() + 1200;
+    let msgs: Vec<Message> = (0..50).map(|i| delayed(&format!("s{i:02}"), at)).collect();
+    let offs = schedule(&t, msgs);
+    wait_staged(&t, 50);
+    assert!(t.staged_bytes.load(Ordering::Relaxed) > 0);
+    assert!(delivered(&f.store).is_empty(), "staging writes nothing");
+    // A staged message can still be recalled; its batch then goes the
+    // ordinary way and skips it.
+    let later = TopicName::new("later").unwrap();
+    assert_eq!(
+        t.recall(&later, &recall_handle(offs[7], "s07")).unwrap(),
+        "s07"
+    );
+    // Scheduled into the same slot after it was staged: released too.
+    schedule(&t, vec![delayed("late-comer", at)]);
+    let got = wait_for(&f.store, 50);
+    std::thread::sleep(Duration::from_millis(300));
+    let got_after = delivered(&f.store);
+    assert_eq!(got, got_after, "each delivered once");
+    let mut want: Vec<String> = (0..50)
+        .filter(|&i| i != 7)
+        .map(|i| format!("s{i:02}"))
+        .collect();
+    want.push("late-comer".to_owned());
+    want.sort();
+    let ids: Vec<String> = got.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids, want);
+    for (id, stored) in &got {
+        assert!(*stored >= at, "{id} delivered {} ms early", at - stored);
+    }
+    assert_eq!(t.pending(), 0);
+    assert_eq!(t.staged_bytes.load(Ordering::Relaxed), 0);
+    t.close();
+}
+
+#[test]
+fn staged_messages_of_a_deleted_topic_are_dropped() {
+    let f = fixture();
+    let t = open(&f);
+    let at = now_ms() + 1000;
+    schedule(&t, (0..5).map(|i| delayed(&format!("d{i}"), at)).collect());
+    wait_staged(&t, 5);
+    f.registry.delete_topic("later").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while t.pending() > 0 {
+        assert!(std::time::Instant::now() < deadline, "never dropped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        delivered(&f.store).is_empty(),
+        "nothing written to a deleted topic"
+    );
     t.close();
 }
 
