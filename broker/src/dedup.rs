@@ -6,15 +6,30 @@
 //! stored (and delivered) twice. The guarantee, per broker:
 //!
 //! - a message is a duplicate when a message of the **same topic** with
-//!   the **same message id** was stored by this broker within the last
-//!   [`DedupConfig::window`]; it is not written again, and its send result
-//!   carries the original queue offset (it stays in the original queue);
+//!   the **same message id** was accepted by this broker within the last
+//!   [`DedupConfig::window`], whatever its kind; it is not written or
+//!   parked again, and its send result is the original one ([`Outcome`]):
+//!   for a message written to its topic, the original queue offset (it
+//!   stays in the original queue); for a delayed message, the original
+//!   park offset and recall handle; for a transactional half message, the
+//!   original park offset and transaction id;
+//! - this holds whatever happened to the original since: a delayed
+//!   message that was delivered (or recalled) in the meantime, or a half
+//!   message whose transaction has ended, is still answered with its
+//!   original result, and nothing new is parked or delivered (a retry of
+//!   a delayed message whose time has passed by then is answered the
+//!   same way);
 //! - two sends of one id racing are stored once: the later one waits for
 //!   the earlier one's outcome and, if that write failed, writes itself;
-//! - after a restart, ids written by the previous run are found in the
+//! - after a restart, ids accepted by the previous run are found in the
 //!   store's message-id index for one window after opening (each new id
 //!   costs an index lookup then), and remembered for the rest of their
-//!   own window (counted from their store time); a write the previous run lost (not
+//!   own window (counted from their store time). The index holds every
+//!   record's message id whatever its topic, so parked records (in the
+//!   `%PARK%` system topics, the real topic in a reserved property) are
+//!   found too; of the records of the id and topic, the oldest is the
+//!   original (a delivered delayed message or committed half message has
+//!   a later copy in its topic). A write the previous run lost (not
 //!   fsynced before a machine crash under `async`) is not found, so its
 //!   retry is stored;
 //! - memory is bounded by [`DedupConfig::max_entries`] ids (about 220
@@ -22,17 +37,21 @@
 //!   oldest are forgotten first, so the window is effectively shortened
 //!   to `max_entries / send rate`;
 //! - not de-duplicated: the same id on another topic or another broker,
-//!   and a retry that arrives after the window. (A send without a
-//!   message id is refused at the edge; the check skips one anyway.)
+//!   and a retry that arrives after the window (a delayed message due
+//!   later than the window is parked again by such a retry). (A send
+//!   without a message id is refused at the edge; the check skips one
+//!   anyway.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tern_model::now_ms;
-use tern_store::Store;
+use tern_model::{now_ms, system};
+use tern_store::{Store, StoredMessage};
 use tokio::sync::watch;
+
+use crate::{park, timer, txn};
 
 /// How long and how many message ids are remembered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +90,7 @@ impl Default for DedupConfig {
     }
 }
 
-/// Where a message was stored: what a repeated send is answered with.
+/// Where a message was written to its topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stored {
     /// The queue the message is in.
@@ -80,13 +99,41 @@ pub struct Stored {
     pub queue_offset: u64,
 }
 
+/// The park a delayed or transactional message waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkKind {
+    /// The delay timer's park: the recall handle names the offset.
+    Timer,
+    /// The half-message park: the transaction id names the offset.
+    Half,
+}
+
+/// Where a delayed or transactional message was parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParkedAt {
+    pub park: ParkKind,
+    /// Its offset in the park's topic.
+    pub offset: u64,
+}
+
+/// What the first send of an id produced: what a repeated send is
+/// answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Stored(Stored),
+    Parked(ParkedAt),
+}
+
 /// What [`Dedup::begin`] found for one (topic, message id).
 #[derive(Debug)]
 pub enum Begin {
-    /// Stored within the window: answer with this, write nothing.
+    /// Written to its topic within the window: answer with this, write
+    /// nothing.
     Stored(Stored),
+    /// Parked within the window: answer with this, park nothing.
+    Parked(ParkedAt),
     /// The caller writes it, then completes the claim (dropping it
-    /// without [`Claim::stored`] means the write failed).
+    /// without completing it means the write failed).
     Claimed(Claim),
     /// Another send of the id is being written: wait for it with
     /// [`wait`], then begin again.
@@ -124,7 +171,7 @@ enum Slot {
     Done {
         seq: u64,
         at: Instant,
-        stored: Stored,
+        outcome: Outcome,
     },
 }
 
@@ -181,10 +228,13 @@ impl Dedup {
         let mut t = self.lock();
         self.expire(&mut t, now);
         match t.map.get(&key) {
-            Some(Slot::Done { at, stored, .. })
+            Some(Slot::Done { at, outcome, .. })
                 if now.saturating_duration_since(*at) < self.cfg.window =>
             {
-                return Begin::Stored(*stored);
+                return match *outcome {
+                    Outcome::Stored(s) => Begin::Stored(s),
+                    Outcome::Parked(p) => Begin::Parked(p),
+                };
             }
             Some(Slot::Pending(rx)) => return Begin::Wait(rx.clone()),
             // Expired (not yet forgotten), or unknown.
@@ -239,16 +289,16 @@ impl Dedup {
         self.boot_end > 0 && Instant::now() < self.recall_until
     }
 
-    /// During the first window after opening, the previous run's record
-    /// of this id (same topic, stored within the window), from the
-    /// store's message-id index. Blocking.
-    /// Returns where it is and how long ago it was stored.
+    /// During the first window after opening, what the previous run
+    /// made of this id (same topic, accepted within the window), from
+    /// the store's message-id index. Blocking.
+    /// Returns the outcome and how long ago it was stored.
     pub fn recall(
         &self,
         store: &Store,
         topic: &str,
         message_id: &str,
-    ) -> Option<(Stored, Duration)> {
+    ) -> Option<(Outcome, Duration)> {
         if !self.recalling() {
             return None;
         }
@@ -268,25 +318,53 @@ impl Dedup {
                 return None;
             }
         };
+        // The oldest record of the id for this topic is the original: a
+        // released delayed or committed half message also has a later
+        // copy in its topic.
         found
             .into_iter()
-            .find(|m| {
-                m.message.topic.as_str() == topic
-                    && m.position < self.boot_end
-                    && m.store_timestamp_ms >= since
-            })
-            .map(|m| {
-                let age_ms = now.saturating_sub(m.store_timestamp_ms);
-                let stored = Stored {
-                    queue_id: m.message.queue_id,
-                    queue_offset: m.queue_offset,
-                };
+            .filter(|m| m.position < self.boot_end && m.store_timestamp_ms >= since)
+            .filter_map(|m| Some((m.position, m.store_timestamp_ms, outcome_of(&m, topic)?)))
+            .min_by_key(|(position, _, _)| *position)
+            .map(|(_, stored_ms, outcome)| {
+                let age_ms = now.saturating_sub(stored_ms);
                 (
-                    stored,
+                    outcome,
                     Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)),
                 )
             })
     }
+}
+
+/// What stored record `m` is the outcome of, if it is a message of
+/// `topic`: written to it, or parked for it.
+fn outcome_of(m: &StoredMessage, topic: &str) -> Option<Outcome> {
+    let stored = m.message.topic.as_str();
+    if stored == topic {
+        return Some(Outcome::Stored(Stored {
+            queue_id: m.message.queue_id,
+            queue_offset: m.queue_offset,
+        }));
+    }
+    if m.message
+        .properties
+        .get(system::REAL_TOPIC)
+        .map(String::as_str)
+        != Some(topic)
+    {
+        return None;
+    }
+    let park = if stored == park::topic_of(timer::PARK_NAME) {
+        ParkKind::Timer
+    } else if stored == park::topic_of(txn::PARK_NAME) {
+        ParkKind::Half
+    } else {
+        return None;
+    };
+    Some(Outcome::Parked(ParkedAt {
+        park,
+        offset: m.queue_offset,
+    }))
 }
 
 /// Waits until the send that owns a pending id has its outcome.
@@ -296,8 +374,8 @@ pub async fn wait(mut rx: watch::Receiver<bool>) {
 }
 
 /// The right to write one (topic, message id); other sends of it wait
-/// until [`Claim::stored`] or the claim is dropped (the write failed, so
-/// the next one writes).
+/// until it is completed ([`Claim::stored`], [`Claim::parked`]) or
+/// dropped (the write failed, so the next one writes).
 #[derive(Debug)]
 pub struct Claim {
     dedup: Arc<Dedup>,
@@ -307,29 +385,30 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// Records where the message was stored. Quick: may run on the
+    /// Records where the message was written. Quick: may run on the
     /// store's flusher thread.
     pub fn stored(self, stored: Stored) {
-        self.stored_ago(stored, Duration::ZERO);
+        self.complete(Outcome::Stored(stored), Duration::ZERO);
     }
 
-    /// Records where the message was stored `age` ago (by an earlier
-    /// run): it is remembered for the rest of its window only.
-    pub fn stored_ago(mut self, stored: Stored, age: Duration) {
+    /// Records where the message was parked. Quick, like
+    /// [`Claim::stored`].
+    pub fn parked(self, parked: ParkedAt) {
+        self.complete(Outcome::Parked(parked), Duration::ZERO);
+    }
+
+    /// Records the outcome of the id, reached `age` ago (by an earlier
+    /// run when not zero: it is remembered for the rest of its window
+    /// only).
+    pub fn complete(mut self, outcome: Outcome, age: Duration) {
         let d = Arc::clone(&self.dedup);
         let now = Instant::now();
         let at = now.checked_sub(age).unwrap_or(now);
         let mut t = d.lock();
         let seq = t.next_seq;
         t.next_seq += 1;
-        t.map.insert(
-            Arc::clone(&self.key),
-            Slot::Done {
-                seq,
-                at: now,
-                stored,
-            },
-        );
+        t.map
+            .insert(Arc::clone(&self.key), Slot::Done { seq, at, outcome });
         t.order.push_back((seq, at, Arc::clone(&self.key)));
         d.expire(&mut t, now);
         drop(t);
@@ -443,10 +522,92 @@ mod tests {
     #[test]
     fn an_id_stored_by_an_earlier_run_keeps_its_own_window() {
         let d = dedup(Duration::from_secs(60), 10);
-        claim(&d, "t", "old").stored_ago(at(1), Duration::from_secs(61));
-        claim(&d, "t", "recent").stored_ago(at(2), Duration::from_secs(30));
+        claim(&d, "t", "old").complete(Outcome::Stored(at(1)), Duration::from_secs(61));
+        claim(&d, "t", "recent").complete(Outcome::Stored(at(2)), Duration::from_secs(30));
         assert!(matches!(d.begin("t", "old"), Begin::Claimed(_)));
         assert!(matches!(d.begin("t", "recent"), Begin::Stored(s) if s == at(2)));
+    }
+
+    #[test]
+    fn an_id_recalled_from_an_earlier_run_expires_at_the_end_of_its_own_window() {
+        let d = dedup(Duration::from_millis(200), 10);
+        claim(&d, "t", "old").complete(Outcome::Stored(at(1)), Duration::from_millis(120));
+        claim(&d, "t", "new").stored(at(2));
+        assert!(matches!(d.begin("t", "old"), Begin::Stored(s) if s == at(1)));
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(matches!(d.begin("t", "old"), Begin::Claimed(_)));
+        assert!(matches!(d.begin("t", "new"), Begin::Stored(s) if s == at(2)));
+    }
+
+    #[test]
+    fn parked_ids_are_answered_with_their_park_offset() {
+        let d = dedup(Duration::from_secs(60), 10);
+        let delayed = ParkedAt {
+            park: ParkKind::Timer,
+            offset: 4,
+        };
+        let half = ParkedAt {
+            park: ParkKind::Half,
+            offset: 4,
+        };
+        claim(&d, "t", "d").parked(delayed);
+        claim(&d, "t", "h").parked(half);
+        assert!(matches!(d.begin("t", "d"), Begin::Parked(p) if p == delayed));
+        assert!(matches!(d.begin("t", "h"), Begin::Parked(p) if p == half));
+        assert!(matches!(d.begin("u", "d"), Begin::Claimed(_)));
+    }
+
+    fn record(topic: &str, real: Option<&str>, queue_offset: u64) -> StoredMessage {
+        let mut properties = std::collections::BTreeMap::new();
+        if let Some(real) = real {
+            properties.insert(system::REAL_TOPIC.to_owned(), real.to_owned());
+        }
+        StoredMessage {
+            position: 0,
+            size: 0,
+            queue_offset,
+            store_timestamp_ms: 0,
+            message: tern_model::Message {
+                topic: tern_model::TopicName::new(topic).unwrap(),
+                queue_id: 2,
+                message_id: "ID".into(),
+                tag: None,
+                keys: Vec::new(),
+                properties,
+                body: Vec::new(),
+                born_timestamp_ms: 0,
+                flags: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn index_records_are_read_as_outcomes_of_their_real_topic() {
+        let timer = park::topic_of(timer::PARK_NAME);
+        let half = park::topic_of(txn::PARK_NAME);
+        let stored = |queue_offset| {
+            Some(Outcome::Stored(Stored {
+                queue_id: 2,
+                queue_offset,
+            }))
+        };
+        let parked = |park, offset| Some(Outcome::Parked(ParkedAt { park, offset }));
+        assert_eq!(outcome_of(&record("t", None, 3), "t"), stored(3));
+        // A released copy is in its topic, still carrying the property.
+        assert_eq!(outcome_of(&record("t", Some("t"), 5), "t"), stored(5));
+        assert_eq!(
+            outcome_of(&record(&timer, Some("t"), 7), "t"),
+            parked(ParkKind::Timer, 7)
+        );
+        assert_eq!(
+            outcome_of(&record(&half, Some("t"), 8), "t"),
+            parked(ParkKind::Half, 8)
+        );
+        // Another topic, parked or not, or a park record of another one.
+        assert_eq!(outcome_of(&record("u", None, 3), "t"), None);
+        assert_eq!(outcome_of(&record("u", Some("t"), 3), "t"), None);
+        assert_eq!(outcome_of(&record(&timer, Some("u"), 7), "t"), None);
+        assert_eq!(outcome_of(&record(&half, None, 7), "t"), None);
     }
 
     #[test]

@@ -6,27 +6,32 @@ use tern_protocol::v2::{RecallMessageRequest, RecallMessageResponse, SendResultE
 
 use super::Messaging;
 use super::convert::topic_name;
+use super::send::{Claimed, answer};
 use super::status::{Client, ok};
+use crate::dedup::{Claim, Outcome, ParkKind, ParkedAt};
 use crate::error::BrokerError;
-use crate::timer::recall_handle;
 
 impl Messaging {
-    /// Parks delayed messages (`(slot, message)`, each due in the future)
-    /// until their time; each entry gets its park offset and the recall
-    /// handle. Answered once stored, under the flush policy.
+    /// Parks delayed messages (`(slot, message, claim)`, each due in the
+    /// future) until their time; each entry gets its park offset and the
+    /// recall handle. Answered once stored, under the flush policy; the
+    /// claims are completed when the park has them (even if the client
+    /// gave up before).
     pub(super) async fn send_delayed(
         &self,
         c: &Client,
-        msgs: Vec<(usize, Message)>,
+        msgs: Vec<Claimed>,
         entries: &mut [SendResultEntry],
     ) {
         let sh = &self.shared;
-        let (slots, msgs): (Vec<usize>, Vec<Message>) = msgs.into_iter().unzip();
-        let ids: Vec<String> = msgs.iter().map(|m| m.message_id.clone()).collect();
+        let (slots, msgs, claims) = unzip_claimed(msgs);
         let result = match self.admit() {
             Ok(pending) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 sh.timer.schedule(msgs, move |r| {
+                    if let Ok(offsets) = &r {
+                        complete_parked(claims, offsets, ParkKind::Timer);
+                    }
                     drop(pending);
                     let _ = tx.send(r);
                 });
@@ -37,9 +42,12 @@ impl Messaging {
         };
         match result {
             Ok(offsets) => {
-                for ((slot, offset), id) in slots.into_iter().zip(offsets).zip(ids) {
-                    entries[slot].offset = i64::try_from(offset).unwrap_or(i64::MAX);
-                    entries[slot].recall_handle = recall_handle(offset, &id);
+                for (slot, offset) in slots.into_iter().zip(offsets) {
+                    let parked = ParkedAt {
+                        park: ParkKind::Timer,
+                        offset,
+                    };
+                    answer(&mut entries[slot], Outcome::Parked(parked));
                 }
             }
             Err(e) => {
@@ -76,6 +84,28 @@ impl Messaging {
                 message_id,
             },
             Err(e) => refused(c.error(&e)),
+        }
+    }
+}
+
+/// The slots, messages and claims of messages to park.
+pub(super) fn unzip_claimed(msgs: Vec<Claimed>) -> (Vec<usize>, Vec<Message>, Vec<Option<Claim>>) {
+    let mut slots = Vec::with_capacity(msgs.len());
+    let mut messages = Vec::with_capacity(msgs.len());
+    let mut claims = Vec::with_capacity(msgs.len());
+    for (slot, m, claim) in msgs {
+        slots.push(slot);
+        messages.push(m);
+        claims.push(claim);
+    }
+    (slots, messages, claims)
+}
+
+/// Completes the claims of messages parked in `park` at `offsets`.
+pub(super) fn complete_parked(claims: Vec<Option<Claim>>, offsets: &[u64], park: ParkKind) {
+    for (claim, &offset) in claims.into_iter().zip(offsets) {
+        if let Some(claim) = claim {
+            claim.parked(ParkedAt { park, offset });
         }
     }
 }

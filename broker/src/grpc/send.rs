@@ -11,9 +11,11 @@ use tern_protocol::v2::{Code, SendMessageRequest, SendMessageResponse, SendResul
 use super::Messaging;
 use super::convert::{Limits, message_in};
 use super::status::{Client, ok, overall};
-use crate::dedup::{self, Begin, Claim, Stored};
+use crate::dedup::{self, Begin, Claim, Outcome, ParkKind, ParkedAt, Stored};
 use crate::error::BrokerError;
 use crate::meta::TopicConfig;
+use crate::timer::recall_handle;
+use crate::txn::transaction_id;
 
 impl Messaging {
     /// Sends every valid message of `req` in one batch; invalid ones get
@@ -27,7 +29,6 @@ impl Messaging {
         }
         let sh = &self.shared;
         let mut entries = Vec::with_capacity(req.messages.len());
-        let mut batch = Vec::new();
         let mut topics: HashMap<String, Result<TopicConfig, BrokerError>> = HashMap::new();
         // The broker chooses the queue, as the reference proxy does: Go
         // and Python clients leave `queue_id` unset, so it cannot be
@@ -38,9 +39,9 @@ impl Messaging {
             max_body: sh.cfg.max_body_bytes,
             max_delay_ms: sh.timer.max_delay_ms(),
         };
-        let mut delayed = Vec::new();
-        let mut half = Vec::new();
+        let mut todo = Vec::new();
         let now = now_ms();
+        let transactions = self.transactions();
         for m in req.messages {
             let id = m
                 .system_properties
@@ -79,15 +80,27 @@ impl Messaging {
                         Some(g) => topic.queue_of(g),
                         None => pick_queue(turn, topic.queues()),
                     };
-                    let slot = entries.len();
-                    match msg.kind() {
+                    // Delayed and half messages are parked until due or
+                    // committed.
+                    let park = match msg.kind() {
                         MessageKind::Delay if msg.deliver_at_ms().is_some_and(|at| at > now) => {
-                            delayed.push((slot, msg));
+                            Some(ParkKind::Timer)
                         }
-                        MessageKind::Transaction => half.push((slot, msg)),
-                        _ => batch.push((slot, msg)),
+                        MessageKind::Transaction => Some(ParkKind::Half),
+                        _ => None,
+                    };
+                    if park == Some(ParkKind::Half) && transactions.is_none() {
+                        c.status(
+                            Code::Unsupported,
+                            "transaction messages are not enabled on this broker",
+                        )
+                    } else {
+                        if park == Some(ParkKind::Half) {
+                            sh.producers.publishes(&c.id, msg.topic.as_str());
+                        }
+                        todo.push((entries.len(), msg, park));
+                        ok()
                     }
-                    ok()
                 }
                 Err(s) => s,
             };
@@ -100,17 +113,8 @@ impl Messaging {
         // Rounds: a message whose id another send is writing waits for
         // that outcome and is looked at again (stored, or written if that
         // write failed).
-        let mut todo = batch;
         while !todo.is_empty() {
             todo = self.send_round(c, todo, &mut entries).await;
-        }
-        // Delayed and transactional messages are parked until due or
-        // committed (not de-duplicated: see `crate::dedup`).
-        if !delayed.is_empty() {
-            self.send_delayed(c, delayed, &mut entries).await;
-        }
-        if !half.is_empty() {
-            self.send_half(c, half, &mut entries).await;
         }
         SendMessageResponse {
             status: Some(overall(entries.iter().filter_map(|e| e.status.as_ref()))),
@@ -118,78 +122,98 @@ impl Messaging {
         }
     }
 
-    /// One round of a send: answers ids stored before from memory (or,
-    /// just after a restart, from the index), writes the rest in one
-    /// batch, and only then waits for ids other sends are writing (so
-    /// two requests sharing ids never wait for each other), returning
-    /// those to look at again.
+    /// One round of a send: answers ids accepted before from memory (or,
+    /// just after a restart, from the index), writes or parks the rest,
+    /// and only then waits for ids other sends are writing (so two
+    /// requests sharing ids never wait for each other), returning those
+    /// to look at again.
     async fn send_round(
         &self,
         c: &Client,
-        todo: Vec<(usize, Message)>,
+        todo: Vec<Routed>,
         entries: &mut [SendResultEntry],
-    ) -> Vec<(usize, Message)> {
+    ) -> Vec<Routed> {
         let sh = &self.shared;
         let mut write = Vec::with_capacity(todo.len());
         let mut waiting = Vec::new();
         let mut recall = false;
-        for (slot, msg) in todo {
+        for (slot, msg, park) in todo {
             if !sh.dedup.enabled() || msg.message_id.is_empty() {
-                write.push((slot, msg, None));
+                write.push(((slot, msg, None), park));
                 continue;
             }
-            match sh.dedup.begin(msg.topic.as_str(), &msg.message_id) {
-                Begin::Stored(s) => {
-                    tracing::debug!(topic = %msg.topic, message_id = %msg.message_id, queue = s.queue_id, offset = s.queue_offset, "repeated send answered with the original result");
-                    entries[slot].offset = offset_of(s.queue_offset);
-                }
+            let outcome = match sh.dedup.begin(msg.topic.as_str(), &msg.message_id) {
+                Begin::Stored(s) => Outcome::Stored(s),
+                Begin::Parked(p) => Outcome::Parked(p),
                 Begin::Claimed(claim) => {
                     recall = recall || sh.dedup.recalling();
-                    write.push((slot, msg, Some(claim)));
+                    write.push(((slot, msg, Some(claim)), park));
+                    continue;
                 }
-                Begin::Wait(rx) => waiting.push((slot, msg, rx)),
-            }
+                Begin::Wait(rx) => {
+                    waiting.push((slot, msg, park, rx));
+                    continue;
+                }
+            };
+            tracing::debug!(topic = %msg.topic, message_id = %msg.message_id, ?outcome,
+                "repeated send answered with the original result");
+            answer(&mut entries[slot], outcome);
         }
         if recall {
             write = self.recall(c, write, entries).await;
         }
-        if !write.is_empty() {
-            self.append(c, write, entries).await;
+        let (mut topic, mut delayed, mut half) = (Vec::new(), Vec::new(), Vec::new());
+        for (w, park) in write {
+            match park {
+                None => topic.push(w),
+                Some(ParkKind::Timer) => delayed.push(w),
+                Some(ParkKind::Half) => half.push(w),
+            }
+        }
+        if !topic.is_empty() {
+            self.append(c, topic, entries).await;
+        }
+        if !delayed.is_empty() {
+            self.send_delayed(c, delayed, entries).await;
+        }
+        if !half.is_empty() {
+            self.send_half(c, half, entries).await;
         }
         let mut again = Vec::with_capacity(waiting.len());
-        for (slot, msg, rx) in waiting {
+        for (slot, msg, park, rx) in waiting {
             dedup::wait(rx).await;
-            again.push((slot, msg));
+            again.push((slot, msg, park));
         }
         again
     }
 
     /// Just after a restart: answers the claimed ids the previous run
-    /// stored within the window from the store's message-id index, and
+    /// accepted within the window from the store's message-id index, and
     /// returns the rest to write.
     async fn recall(
         &self,
         c: &Client,
-        write: Vec<Claimed>,
+        write: Vec<(Claimed, Option<ParkKind>)>,
         entries: &mut [SendResultEntry],
-    ) -> Vec<Claimed> {
-        let slots: Vec<usize> = write.iter().map(|w| w.0).collect();
+    ) -> Vec<(Claimed, Option<ParkKind>)> {
+        let slots: Vec<usize> = write.iter().map(|((slot, _, _), _)| *slot).collect();
         let sh = Arc::clone(&self.shared);
         let found = super::blocking(move || {
             let mut rest = Vec::with_capacity(write.len());
             let mut found = Vec::new();
-            for (slot, msg, claim) in write {
+            for ((slot, msg, claim), park) in write {
                 let hit = claim.as_ref().and_then(|_| {
                     sh.dedup
                         .recall(&sh.store, msg.topic.as_str(), &msg.message_id)
                 });
                 match (hit, claim) {
-                    (Some((s, age)), Some(claim)) => {
-                        tracing::info!(topic = %msg.topic, message_id = %msg.message_id, queue = s.queue_id, offset = s.queue_offset, "send repeated after a restart answered with the original result");
-                        claim.stored_ago(s, age);
-                        found.push((slot, s.queue_offset));
+                    (Some((outcome, age)), Some(claim)) => {
+                        tracing::info!(topic = %msg.topic, message_id = %msg.message_id, ?outcome,
+                            "send repeated after a restart answered with the original result");
+                        claim.complete(outcome, age);
+                        found.push((slot, outcome));
                     }
-                    (_, claim) => rest.push((slot, msg, claim)),
+                    (_, claim) => rest.push(((slot, msg, claim), park)),
                 }
             }
             Ok((rest, found))
@@ -197,8 +221,8 @@ impl Messaging {
         .await;
         match found {
             Ok((rest, found)) => {
-                for (slot, offset) in found {
-                    entries[slot].offset = offset_of(offset);
+                for (slot, outcome) in found {
+                    answer(&mut entries[slot], outcome);
                 }
                 rest
             }
@@ -221,8 +245,10 @@ impl Messaging {
         let mut slots = Vec::with_capacity(write.len());
         let mut msgs = Vec::with_capacity(write.len());
         let mut claims = Vec::with_capacity(write.len());
+        let mut queues = Vec::with_capacity(write.len());
         for (slot, msg, claim) in write {
             slots.push(slot);
+            queues.push(msg.queue_id);
             claims.push(claim.map(|cl| (cl, msg.queue_id)));
             msgs.push(msg);
         }
@@ -257,8 +283,12 @@ impl Messaging {
                 for m in &msgs {
                     sh.metrics.stored(m.topic.as_str(), m.body.len());
                 }
-                for (slot, a) in slots.into_iter().zip(appended) {
-                    entries[slot].offset = offset_of(a.queue_offset);
+                for ((slot, queue_id), a) in slots.into_iter().zip(queues).zip(appended) {
+                    let stored = Stored {
+                        queue_id,
+                        queue_offset: a.queue_offset,
+                    };
+                    answer(&mut entries[slot], Outcome::Stored(stored));
                 }
             }
             Err(e) => {
@@ -298,13 +328,33 @@ impl Messaging {
     }
 }
 
-/// A message to write: its slot in the response, and the claim on its
-/// id when de-duplicated.
-type Claimed = (usize, Message, Option<Claim>);
+/// A valid message: its slot in the response, and the park it waits in
+/// (`None`: it is written to its topic now).
+type Routed = (usize, Message, Option<ParkKind>);
 
-/// A queue offset as the protocol carries it.
-fn offset_of(queue_offset: u64) -> i64 {
-    i64::try_from(queue_offset).unwrap_or(i64::MAX)
+/// A message to write or park: its slot in the response, and the claim
+/// on its id when de-duplicated.
+pub(super) type Claimed = (usize, Message, Option<Claim>);
+
+/// Fills a send's result entry from the outcome of its message: the
+/// queue offset, or the park offset with the recall handle (delayed) or
+/// transaction id (half). A repeated send gets the same fields.
+pub(super) fn answer(e: &mut SendResultEntry, outcome: Outcome) {
+    match outcome {
+        Outcome::Stored(s) => e.offset = offset_of(s.queue_offset),
+        Outcome::Parked(ParkedAt { park, offset }) => {
+            e.offset = offset_of(offset);
+            match park {
+                ParkKind::Timer => e.recall_handle = recall_handle(offset, &e.message_id),
+                ParkKind::Half => e.transaction_id = transaction_id(offset),
+            }
+        }
+    }
+}
+
+/// An offset as the protocol carries it.
+fn offset_of(offset: u64) -> i64 {
+    i64::try_from(offset).unwrap_or(i64::MAX)
 }
 
 /// The queue a request's messages go to on its `turn` of the round robin.

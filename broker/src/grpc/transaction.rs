@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tern_model::Message;
 use tern_protocol::v2::telemetry_command::Command;
 use tern_protocol::v2::{
     self, Code, EndTransactionRequest, RecoverOrphanedTransactionCommand, SendResultEntry, Status,
@@ -15,8 +14,11 @@ use tern_protocol::v2::{
 };
 
 use super::convert::{now_ms, stored_message_out, topic_name};
+use super::delay::{complete_parked, unzip_claimed};
+use super::send::{Claimed, answer};
 use super::status::{Client, ok};
 use super::{Messaging, blocking};
+use crate::dedup::{Outcome, ParkKind, ParkedAt};
 use crate::error::BrokerError;
 use crate::park::Parked;
 use crate::txn::{Due, Pending, Resolution, Transactions, parse_transaction_id, transaction_id};
@@ -25,34 +27,38 @@ use crate::txn::{Due, Pending, Resolution, Transactions, parse_transaction_id, t
 const ROUND: usize = 256;
 
 impl Messaging {
-    fn transactions(&self) -> Option<Arc<Transactions>> {
+    pub(super) fn transactions(&self) -> Option<Arc<Transactions>> {
         self.shared.cfg.transactions.clone()
     }
 
     /// Parks the half messages `msgs` (validated, each with the slot of
-    /// its entry) and fills their entries: the park offset as the offset
-    /// and the transaction id, or the status that refused them.
+    /// its entry and the claim on its id) and fills their entries: the
+    /// park offset as the offset and the transaction id, or the status
+    /// that refused them. The claims are completed when the park has the
+    /// messages (even if the client gave up before).
     pub(super) async fn send_half(
         &self,
         c: &Client,
-        msgs: Vec<(usize, Message)>,
+        msgs: Vec<Claimed>,
         entries: &mut [SendResultEntry],
     ) {
         let Some(txn) = self.transactions() else {
-            for (slot, _) in msgs {
-                entries[slot].status = Some(c.status(
-                    Code::Unsupported,
-                    "transaction messages are not enabled on this broker",
-                ));
+            // `send` refuses half messages first on such a broker.
+            let s = c.status(
+                Code::Unsupported,
+                "transaction messages are not enabled on this broker",
+            );
+            for (slot, _, _) in msgs {
+                entries[slot].status = Some(s.clone());
             }
             return;
         };
-        for (_, m) in &msgs {
-            self.shared.producers.publishes(&c.id, m.topic.as_str());
-        }
-        let (slots, msgs): (Vec<usize>, Vec<Message>) = msgs.into_iter().unzip();
+        let (slots, msgs, claims) = unzip_claimed(msgs);
         let (tx, rx) = tokio::sync::oneshot::channel();
         txn.park(msgs, move |r| {
+            if let Ok(offsets) = &r {
+                complete_parked(claims, offsets, ParkKind::Half);
+            }
             let _ = tx.send(r);
         });
         let parked = rx.await.unwrap_or_else(|_| {
@@ -64,8 +70,11 @@ impl Messaging {
             Ok(offsets) => {
                 for (slot, offset) in slots.into_iter().zip(offsets) {
                     let e = &mut entries[slot];
-                    e.offset = i64::try_from(offset).unwrap_or(i64::MAX);
-                    e.transaction_id = transaction_id(offset);
+                    let parked = ParkedAt {
+                        park: ParkKind::Half,
+                        offset,
+                    };
+                    answer(e, Outcome::Parked(parked));
                     tracing::debug!(client = %c.id, message_id = %e.message_id,
                         transaction_id = %e.transaction_id, "half message parked");
                 }
