@@ -385,6 +385,7 @@ fn produce_from_stdin_then_consume_everything_and_the_lag_drops_to_zero() {
     for q in topics[0]["queues"].as_array().unwrap() {
         assert_eq!(q["lag"], 0, "{q}");
         assert_eq!(q["inflight"], 0, "{q}");
+        assert_eq!(q["held"], 0, "{q}");
         assert_eq!(q["consumer_offset"], q["broker_offset"], "{q}");
         consumed += q["consumer_offset"].as_u64().unwrap();
     }
@@ -428,7 +429,7 @@ fn lag_counts_down_as_a_group_consumes() {
         .find(|l| l.trim_start().starts_with("jobs"))
         .unwrap_or_else(|| panic!("{table}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cells, ["jobs", "0", "100", "40", "60", "0"], "{table}");
+    assert_eq!(cells, ["jobs", "0", "100", "40", "60", "0", "0"], "{table}");
     assert!(table.contains("total lag: 60"), "{table}");
     let group = node.json(&["group", "describe", "workers"]);
     assert_eq!(group["total_lag"], 60);

@@ -275,6 +275,9 @@ pub struct QueueLag {
     pub lag: u64,
     /// Messages received by the group and not yet acknowledged.
     pub inflight: u64,
+    /// Messages a FIFO group has read but holds back until the earlier
+    /// messages of their message group are done.
+    pub held: u64,
 }
 
 /// A group's progress in the queues of one topic.
@@ -504,6 +507,7 @@ pub(crate) fn topic_lag_from(t: pb::TopicLag) -> Result<TopicLag, String> {
                 consumer_offset: q.consumer_offset,
                 lag: q.lag,
                 inflight: q.inflight,
+                held: q.held,
             })
         })
         .collect::<Result<_, String>>()?;

@@ -161,16 +161,17 @@ impl Admin {
                     .into_iter()
                     .map(|(q, committed)| {
                         let (_, max) = self.store.queue_range(&topic, q);
-                        let inflight = stats
+                        let (inflight, held) = stats
                             .iter()
                             .find(|s| s.queue_id == q)
-                            .map_or(0, |s| s.in_flight as u64);
+                            .map_or((0, 0), |s| (s.in_flight as u64, s.held as u64));
                         QueueLag {
                             queue_id: i32::try_from(q).unwrap_or(i32::MAX),
                             broker_offset: max,
                             consumer_offset: Some(committed),
                             lag: max.saturating_sub(committed),
                             inflight,
+                            held,
                         }
                     })
                     .collect();

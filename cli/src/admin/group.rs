@@ -55,8 +55,10 @@ pub enum GroupCommand {
         long_about = "Show a group's settings and, for every queue it consumes: \
         the broker offset (where the next message will be stored), the \
         consumer offset (the group's committed position), the lag (messages \
-        stored but not yet consumed) and the messages in flight (received, not \
-        yet acknowledged). A queue appears once the group has committed an \
+        stored but not yet consumed), the messages in flight (received, not \
+        yet acknowledged) and, for a FIFO group, the messages held (read but \
+        held back until the earlier messages of their message group are \
+        acknowledged). A queue appears once the group has committed an \
         offset in it.\n\n\
         Example:\n  \
         tern group describe billing"
@@ -226,6 +228,7 @@ pub(super) async fn run(command: GroupCommand) -> anyhow::Result<()> {
                         "consumer offset",
                         "lag",
                         "inflight",
+                        "held",
                     ]);
                     for topic in &d.topics {
                         for q in &topic.queues {
@@ -236,6 +239,7 @@ pub(super) async fn run(command: GroupCommand) -> anyhow::Result<()> {
                                 q.consumer_offset.map_or_else(|| num("-"), num),
                                 num(q.lag),
                                 num(q.inflight),
+                                num(q.held),
                             ]);
                         }
                     }
