@@ -7,14 +7,7 @@
 // Arguments: ENDPOINT TOPIC GROUP N PRECISION_MS.
 'use strict';
 
-const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
-
-const logger = {
-  info() {},
-  debug() {},
-  warn(...args) { console.error('[sdk warn]', ...args); },
-  error(...args) { console.error('[sdk error]', ...args); },
-};
+const { clientOptions, startProducer, startConsumer } = require('./common');
 
 async function main() {
   const [endpoint, topic, group, nArg, precisionArg] = process.argv.slice(2);
@@ -23,10 +16,9 @@ async function main() {
   if (!endpoint || !topic || !group || !(n > 0) || !(precision > 0)) {
     throw new Error('usage: delay.js ENDPOINT TOPIC GROUP N PRECISION_MS');
   }
-  const common = { endpoints: endpoint, namespace: '', logger };
+  const common = clientOptions(endpoint);
 
-  const producer = new Producer({ ...common, topic });
-  await producer.startup();
+  const producer = await startProducer(common, topic);
   const due = new Map();
   for (let i = 0; i < n; i++) {
     const at = Date.now() + 3000 + (i % 3) * 1000;
@@ -37,13 +29,7 @@ async function main() {
   await producer.shutdown();
   console.log(`sent ${due.size}`);
 
-  const consumer = new SimpleConsumer({
-    ...common,
-    consumerGroup: group,
-    subscriptions: new Map().set(topic, '*'),
-    awaitDuration: 5000,
-  });
-  await consumer.startup();
+  const consumer = await startConsumer(common, group, topic);
   const got = new Map();
   let wrong = 0;
   const deadline = Date.now() + 60_000;

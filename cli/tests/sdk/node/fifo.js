@@ -14,14 +14,7 @@
 // Prints "fifo ok <bool> ..." and exits 0 only if all of that holds.
 'use strict';
 
-const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
-
-const logger = {
-  info() {},
-  debug() {},
-  warn(...args) { console.error('[sdk warn]', ...args); },
-  error(...args) { console.error('[sdk error]', ...args); },
-};
+const { clientOptions, startProducer, startConsumer } = require('./common');
 
 const INVISIBLE_MS = 3000; // how long a received message stays invisible
 const DEADLINE_MS = 40_000; // for the whole consumption
@@ -32,8 +25,7 @@ function retried(g, seq) {
 }
 
 async function sendGroups(common, topic, groups, perGroup) {
-  const producer = new Producer({ ...common, topic });
-  await producer.startup();
+  const producer = await startProducer(common, topic);
   const started = Date.now();
   for (let seq = 0; seq < perGroup; seq++) {
     const receipts = await Promise.all(Array.from({ length: groups }, (_, g) => producer.send({
@@ -103,13 +95,7 @@ class Checker {
 }
 
 async function consume(common, topic, group, checker, errors) {
-  const consumer = new SimpleConsumer({
-    ...common,
-    consumerGroup: group,
-    subscriptions: new Map().set(topic, '*'),
-    awaitDuration: 5000,
-  });
-  await consumer.startup();
+  const consumer = await startConsumer(common, group, topic);
   const deadline = Date.now() + DEADLINE_MS;
   try {
     while (!checker.done() && Date.now() < deadline) {
@@ -130,7 +116,7 @@ async function main() {
   if (!endpoint || !topic || !group || !(groups > 0) || !(perGroup > 0)) {
     throw new Error('usage: fifo.js ENDPOINT TOPIC GROUP GROUPS PER_GROUP');
   }
-  const common = { endpoints: endpoint, namespace: '', logger };
+  const common = clientOptions(endpoint);
   await sendGroups(common, topic, groups, perGroup);
 
   const checker = new Checker(groups, perGroup);
@@ -140,13 +126,7 @@ async function main() {
   const elapsed = Date.now() - started;
 
   // Nothing more may come: everything was acknowledged.
-  const late = new SimpleConsumer({
-    ...common,
-    consumerGroup: group,
-    subscriptions: new Map().set(topic, '*'),
-    awaitDuration: 5000,
-  });
-  await late.startup();
+  const late = await startConsumer(common, group, topic);
   const extra = (await late.receive(32, INVISIBLE_MS)).map((message) => message.body.toString());
   await late.shutdown();
 

@@ -12,14 +12,7 @@
 'use strict';
 
 const readline = require('node:readline');
-const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
-
-const logger = {
-  info() {},
-  debug() {},
-  warn(...args) { console.error('[sdk warn]', ...args); },
-  error(...args) { console.error('[sdk error]', ...args); },
-};
+const { clientOptions, startProducer, startConsumer } = require('./common');
 
 // Resolves with the next line on stdin (or at its end).
 function nextLine() {
@@ -36,21 +29,14 @@ async function main() {
   if (!endpoint || !topic || !group || !(n > 1)) {
     throw new Error('usage: hold.js ENDPOINT TOPIC GROUP N');
   }
-  const common = { endpoints: endpoint, namespace: '', logger };
-  const producer = new Producer({ ...common, topic });
-  await producer.startup();
+  const common = clientOptions(endpoint);
+  const producer = await startProducer(common, topic);
   for (let seq = 0; seq < n; seq++) {
     await producer.send({ topic, messageGroup: 'held', body: Buffer.from(`h:${seq}`) });
   }
   await producer.shutdown();
 
-  const consumer = new SimpleConsumer({
-    ...common,
-    consumerGroup: group,
-    subscriptions: new Map().set(topic, '*'),
-    awaitDuration: 5000,
-  });
-  await consumer.startup();
+  const consumer = await startConsumer(common, group, topic);
   const order = [];
   let head = [];
   const deadline = Date.now() + 30_000;

@@ -5,26 +5,18 @@
 // Arguments: ENDPOINT TOPIC GROUP N.
 'use strict';
 
-const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
+const { clientOptions, startProducer, startConsumer } = require('./common');
 
 // The SDK logs to ~/logs/rocketmq by default; keep its output on stderr.
-const logger = {
-  info() {},
-  debug() {},
-  warn(...args) { console.error('[sdk warn]', ...args); },
-  error(...args) { console.error('[sdk error]', ...args); },
-};
-
 async function main() {
   const [endpoint, topic, group, nArg] = process.argv.slice(2);
   const n = Number.parseInt(nArg, 10);
   if (!endpoint || !topic || !group || !(n > 0)) {
     throw new Error('usage: simple.js ENDPOINT TOPIC GROUP N');
   }
-  const common = { endpoints: endpoint, namespace: '', logger };
+  const common = clientOptions(endpoint);
 
-  const producer = new Producer({ ...common, topic });
-  await producer.startup();
+  const producer = await startProducer(common, topic);
   const sent = new Set();
   for (let i = 0; i < n; i++) {
     const body = `node-${i}`;
@@ -42,13 +34,7 @@ async function main() {
   await producer.shutdown();
   console.log(`sent ${sent.size}`);
 
-  const consumer = new SimpleConsumer({
-    ...common,
-    consumerGroup: group,
-    subscriptions: new Map().set(topic, 'TagA'),
-    awaitDuration: 5000,
-  });
-  await consumer.startup();
+  const consumer = await startConsumer(common, group, topic, 'TagA');
   const got = new Map();
   let mangled = 0; // delivered without the tag or key it was sent with
   const deadline = Date.now() + 90_000;

@@ -11,16 +11,9 @@
 // orphan_checked <bool>" and exits 0 only if all hold.
 'use strict';
 
-const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
+const { clientOptions, startProducer, startConsumer } = require('./common');
 // The SDK's index does not re-export the protocol enum its checker returns.
 const { TransactionResolution } = require('rocketmq-client-nodejs/proto/apache/rocketmq/v2/definition_pb');
-
-const logger = {
-  info() {},
-  debug() {},
-  warn(...args) { console.error('[sdk warn]', ...args); },
-  error(...args) { console.error('[sdk error]', ...args); },
-};
 
 // Commits the half messages it is asked about whose body starts with
 // `orphan-`, rolls back anything else; remembers what it was asked.
@@ -69,17 +62,10 @@ async function main() {
   if (!endpoint || !topic || !group) {
     throw new Error('usage: txn.js ENDPOINT TOPIC GROUP');
   }
-  const common = { endpoints: endpoint, namespace: '', logger };
+  const common = clientOptions(endpoint);
   const checker = new Checker();
-  const producer = new Producer({ ...common, topic, checker });
-  await producer.startup();
-  const consumer = new SimpleConsumer({
-    ...common,
-    consumerGroup: group,
-    subscriptions: new Map().set(topic, '*'),
-    awaitDuration: 5000,
-  });
-  await consumer.startup();
+  const producer = await startProducer(common, topic, { checker });
+  const consumer = await startConsumer(common, group, topic);
 
   let h = await half(producer, topic, 'commit-n');
   await h.transaction.commit();

@@ -1,0 +1,41 @@
+// What the Node.js SDK test scripts share: quiet SDK logging and starting
+// clients of one endpoint. The SDK itself (npm `rocketmq-client-nodejs`)
+// is found through NODE_PATH.
+'use strict';
+
+const { Producer, SimpleConsumer } = require('rocketmq-client-nodejs');
+
+// The SDK logs warnings and errors to stderr; the rest is dropped.
+const logger = {
+  info() {},
+  debug() {},
+  warn(...args) { console.error('[sdk warn]', ...args); },
+  error(...args) { console.error('[sdk error]', ...args); },
+};
+
+// Options every client of ENDPOINT takes.
+function clientOptions(endpoint) {
+  return { endpoints: endpoint, namespace: '', logger };
+}
+
+// A started producer of TOPIC; `extra` adds options (e.g. a checker).
+async function startProducer(common, topic, extra = {}) {
+  const producer = new Producer({ ...common, topic, ...extra });
+  await producer.startup();
+  return producer;
+}
+
+// A started SimpleConsumer of GROUP subscribed to TOPIC with a tag
+// expression, long polling 5 s per receive.
+async function startConsumer(common, group, topic, filter = '*') {
+  const consumer = new SimpleConsumer({
+    ...common,
+    consumerGroup: group,
+    subscriptions: new Map().set(topic, filter),
+    awaitDuration: 5000,
+  });
+  await consumer.startup();
+  return consumer;
+}
+
+module.exports = { clientOptions, startProducer, startConsumer };
