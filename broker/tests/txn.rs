@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use grpc_support::*;
 use tern_broker::txn::{Resolution, TransactionConfig};
-use tern_protocol::admin::{CreateTopicRequest, DescribeTopicRequest, Topic};
+use tern_protocol::admin::{CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, Topic};
 use tern_protocol::v2::messaging_service_client::MessagingServiceClient;
 use tern_protocol::v2::telemetry_command::Command;
 use tern_protocol::v2::*;
@@ -163,6 +163,31 @@ async fn commit_delivers_rollback_discards_and_bad_ids_are_refused() {
         in_topic(&server).await,
         1,
         "the rolled-back one never arrives"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_commit_after_its_topic_was_deleted_ends_the_transaction() {
+    let server = start(60_000, 60_000, 15).await;
+    let mut c = server.client().await;
+    let tid = send_half(&mut c, "gone").await;
+    server
+        .admin()
+        .await
+        .delete_topic(DeleteTopicRequest { name: "tx".into() })
+        .await
+        .unwrap();
+    // Nowhere to deliver it: the commit ends it (dropped, with a warning)
+    // rather than leaving it to be retried forever.
+    assert_eq!(
+        end(&mut c, "gone", &tid, TransactionResolution::Commit).await,
+        Code::Ok as i32
+    );
+    assert_eq!(
+        end(&mut c, "gone", &tid, TransactionResolution::Commit).await,
+        Code::NotFound as i32,
+        "ended, not back in the schedule"
     );
     server.stop().await;
 }

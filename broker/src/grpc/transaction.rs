@@ -167,8 +167,9 @@ impl Messaging {
     }
 
     /// Ends the half message at `offset`, taken from the schedule: commit
-    /// writes it to the next queue of its topic, rollback discards it. If
-    /// that fails, it goes back to the schedule. `Ok(false)`: it had ended
+    /// writes it to the next queue of its topic (or drops it, with a
+    /// warning, if the topic was deleted), rollback discards it. If that
+    /// fails, it goes back to the schedule. `Ok(false)`: it had ended
     /// already.
     async fn end_half(
         &self,
@@ -187,10 +188,23 @@ impl Messaging {
                         return Ok(false);
                     };
                     let mut m = parked.message;
-                    let queues = sh.registry.topic(m.topic.as_str())?.queues().max(1);
-                    let turn = sh.next_queue.fetch_add(1, Ordering::Relaxed);
-                    m.queue_id = u32::try_from(turn % queues as usize).unwrap_or(0);
-                    Some(m)
+                    match sh.registry.topic(m.topic.as_str()) {
+                        Ok(topic) => {
+                            let queues = topic.queues().max(1);
+                            let turn = sh.next_queue.fetch_add(1, Ordering::Relaxed);
+                            m.queue_id = u32::try_from(turn % queues as usize).unwrap_or(0);
+                            Some(m)
+                        }
+                        // Nowhere to deliver it, now or later: ended like
+                        // a delayed message whose topic went away.
+                        Err(BrokerError::TopicNotFound(_)) => {
+                            tracing::warn!(topic = %m.topic, message_id = %m.message_id,
+                                transaction_id = %transaction_id(offset),
+                                "committed transaction's topic no longer exists; its message is dropped");
+                            None
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             };
             t.end(offset, release)
