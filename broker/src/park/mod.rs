@@ -456,14 +456,20 @@ impl Park {
             }
             return out;
         }
+        // Every write first, then the bookkeeping: the copies' store times
+        // (their lateness) depend only on the writes.
+        let mut written = Vec::with_capacity(live.len());
         for (i, b) in live {
-            out[i] = match self.store.append_prepared(b.copies) {
-                Ok(_) => self.finish(&b.offsets, false).map(|()| true),
+            match self.store.append_prepared(b.copies) {
+                Ok(_) => written.push((i, b.offsets)),
                 Err(e) => {
                     self.unclaim(b.offsets.iter());
-                    Err(e.into())
+                    out[i] = Err(e.into());
                 }
-            };
+            }
+        }
+        for (i, offsets) in written {
+            out[i] = self.finish(&offsets, false).map(|()| true);
         }
         out
     }
