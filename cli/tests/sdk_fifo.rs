@@ -22,25 +22,6 @@ use std::process::Command;
 
 use sdk_support::Standalone;
 
-const TERN: &str = env!("CARGO_BIN_EXE_tern");
-
-/// Runs `tern ARGS --endpoint <broker>` and asserts it succeeded.
-fn tern_cli(tern: &Standalone, args: &[&str]) {
-    let out = Command::new(TERN)
-        .args(args)
-        .args(["--endpoint", &tern.listen])
-        .env_remove("TERN_ENDPOINT")
-        .env_remove("TERN_OUTPUT")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tern {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn python_fifo_order_per_message_group_with_retries() {
     let Ok(python) = std::env::var("TERN_PYTHON") else {
@@ -49,31 +30,25 @@ fn python_fifo_order_per_message_group_with_retries() {
     };
     let tern = Standalone::start();
     for (topic, queues) in [("sdk-fifo", "4"), ("sdk-fifo-dlq", "1")] {
-        tern_cli(
-            &tern,
-            &[
-                "topic",
-                "create",
-                topic,
-                "--queues",
-                queues,
-                "--message-type",
-                "fifo",
-            ],
-        );
-    }
-    tern_cli(&tern, &["group", "create", "py-fifo", "--fifo"]);
-    tern_cli(
-        &tern,
-        &[
-            "group",
+        tern.cli(&[
+            "topic",
             "create",
-            "py-fifo-dlq",
-            "--fifo",
-            "--max-retries",
-            "1",
-        ],
-    );
+            topic,
+            "--queues",
+            queues,
+            "--message-type",
+            "fifo",
+        ]);
+    }
+    tern.cli(&["group", "create", "py-fifo", "--fifo"]);
+    tern.cli(&[
+        "group",
+        "create",
+        "py-fifo-dlq",
+        "--fifo",
+        "--max-retries",
+        "1",
+    ]);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/python_fifo.py");
     tern.run_client(

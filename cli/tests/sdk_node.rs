@@ -18,8 +18,6 @@ use std::process::{Command, Stdio};
 
 use sdk_support::{MessageType, Standalone};
 
-const TERN: &str = env!("CARGO_BIN_EXE_tern");
-
 /// The SDK's `node_modules` and the `node` to run, or `None` (said on
 /// stderr) when `TERN_NODE_SDK_DIR` is not set.
 fn node_sdk(what: &str) -> Option<(PathBuf, String)> {
@@ -44,20 +42,6 @@ fn node_script(node: &str, modules: &Path, script: &str, args: &[&str]) -> Comma
         )
         .args(args);
     cmd
-}
-
-/// Runs `tern ARGS --endpoint <tern>`, asserts it succeeded, and returns
-/// its standard output.
-fn tern_cli(tern: &Standalone, args: &[&str]) -> String {
-    let out = Command::new(TERN)
-        .args(args)
-        .args(["--endpoint", &tern.listen])
-        .env_remove("TERN_ENDPOINT")
-        .env_remove("TERN_OUTPUT")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tern {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -109,7 +93,7 @@ fn node_fifo_order_per_message_group_with_retries() {
     };
     let tern = Standalone::start();
     tern.create_typed("sdk-node-fifo", 4, MessageType::Fifo);
-    tern_cli(&tern, &["group", "create", "node-fifo", "--fifo"]);
+    tern.cli(&["group", "create", "node-fifo", "--fifo"]);
     // 20 message groups of 25: 25 of the 500 (one or two in every group) are
     // left unacknowledged once and come back after 3 s.
     tern.run_client(
@@ -153,7 +137,7 @@ fn node_commit_rollback_and_a_checked_orphan() {
 
 /// `tern group describe GROUP --output json`, parsed.
 fn describe_json(tern: &Standalone, group: &str) -> serde_json::Value {
-    let out = tern_cli(tern, &["group", "describe", group, "--output", "json"]);
+    let out = tern.cli(&["group", "describe", group, "--output", "json"]);
     serde_json::from_str(&out).unwrap()
 }
 
@@ -176,7 +160,7 @@ fn group_describe_shows_fifo_messages_held_behind_their_head() {
     };
     let tern = Standalone::start();
     tern.create_typed("sdk-node-hold", 2, MessageType::Fifo);
-    tern_cli(&tern, &["group", "create", "node-hold", "--fifo"]);
+    tern.cli(&["group", "create", "node-hold", "--fifo"]);
 
     // Five messages of one message group: the script receives the first and
     // keeps it unacknowledged until it reads a line, so the other four are
@@ -198,7 +182,7 @@ fn group_describe_shows_fifo_messages_held_behind_their_head() {
 
     let described = describe_json(&tern, "node-hold");
     assert_eq!(inflight_and_held(&described), (1, 4), "{described}");
-    let table = tern_cli(&tern, &["group", "describe", "node-hold"]);
+    let table = tern.cli(&["group", "describe", "node-hold"]);
     let header = table.lines().find(|l| l.starts_with("TOPIC"));
     assert!(
         header.is_some_and(|h| h.trim_end().ends_with("INFLIGHT  HELD")),

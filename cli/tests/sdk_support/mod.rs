@@ -128,6 +128,27 @@ impl Standalone {
         stdout.into_owned()
     }
 
+    /// Runs `tern ARGS --endpoint <this broker>` (the admin commands),
+    /// asserts it succeeded, and returns its standard output.
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
+    #[track_caller]
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(TERN)
+            .args(args)
+            .args(["--endpoint", &self.listen])
+            .env_remove("TERN_ENDPOINT")
+            .env_remove("TERN_OUTPUT")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tern {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Stops the broker with SIGTERM.
     pub fn stop(mut self) {
         self.tern.terminate().unwrap();
