@@ -7,26 +7,20 @@
 // the result is the line `received <n> duplicates <d> missing <m>`.
 //
 // Other scenarios live in their own files and run instead of this one when
-// TERN_GO_SCENARIO names them: `txn` (txn.go, transactional messages).
+// TERN_GO_SCENARIO names them: `txn` (txn.go, transactional messages),
+// `fifo` (fifo.go), `delay` (delay.go) and `sql` (sql.go, SQL92 filters).
+// What they share is in common.go.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
-	"github.com/apache/rocketmq-clients/golang/v5/credentials"
-	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 )
-
-func fail(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-	os.Exit(1)
-}
 
 func main() {
 	if len(os.Args) != 5 {
@@ -37,24 +31,10 @@ func main() {
 	if err != nil || n <= 0 {
 		fail("N must be a positive number, not %q", os.Args[4])
 	}
-
-	// Tern speaks plain-text gRPC: the SDK defaults to TLS.
-	rmq.EnableSsl = false
-	os.Setenv(rmq.ENABLE_CONSOLE_APPENDER, "true")
-	os.Setenv(rmq.CLIENT_LOG_LEVEL, "warn")
-	rmq.ResetLogger()
-
+	setUpSDK()
 	ctx := context.Background()
-	creds := &credentials.SessionCredentials{}
 
-	producer, err := rmq.NewProducer(&rmq.Config{Endpoint: endpoint, Credentials: creds},
-		rmq.WithTopics(topic))
-	if err != nil {
-		fail("new producer: %v", err)
-	}
-	if err := producer.Start(); err != nil {
-		fail("start producer: %v", err)
-	}
+	producer := startProducer(endpoint, topic)
 	sent := make(map[string]bool, n)
 	for i := 0; i < n; i++ {
 		body := fmt.Sprintf("go-%d", i)
@@ -70,47 +50,19 @@ func main() {
 		}
 		sent[body] = true
 	}
-	if err := producer.GracefulStop(); err != nil {
-		fail("stop producer: %v", err)
-	}
+	stopClients(producer)
 	fmt.Printf("sent %d\n", len(sent))
 
-	consumer, err := rmq.NewSimpleConsumer(
-		&rmq.Config{Endpoint: endpoint, ConsumerGroup: group, Credentials: creds},
-		rmq.WithSimpleAwaitDuration(5*time.Second),
-		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{
-			topic: rmq.NewFilterExpression("TagA"),
-		}),
-	)
-	if err != nil {
-		fail("new simple consumer: %v", err)
-	}
-	if err := consumer.Start(); err != nil {
-		fail("start simple consumer: %v", err)
-	}
+	consumer := startConsumer(endpoint, group, topic, rmq.NewFilterExpression("TagA"), 5*time.Second)
 	got := make(map[string]int, n)
 	deadline := time.Now().Add(90 * time.Second)
 	for len(got) < n && time.Now().Before(deadline) {
-		views, err := consumer.Receive(ctx, 32, 20*time.Second)
-		if err != nil {
-			var status *rmq.ErrRpcStatus
-			if errors.As(err, &status) && status.GetCode() == int32(v2.Code_MESSAGE_NOT_FOUND) {
-				continue
-			}
-			fmt.Fprintf(os.Stderr, "receive: %v\n", err)
-			time.Sleep(500 * time.Millisecond)
-			continue
-		}
-		for _, view := range views {
+		for _, view := range receiveOrWait(consumer, 32, 20*time.Second) {
 			got[string(view.GetBody())]++
-			if err := consumer.Ack(ctx, view); err != nil {
-				fail("ack %s: %v", view.GetMessageId(), err)
-			}
+			ack(consumer, view)
 		}
 	}
-	if err := consumer.GracefulStop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stop simple consumer: %v\n", err)
-	}
+	stopClients(consumer)
 
 	duplicates, missing := 0, 0
 	for _, count := range got {

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -19,8 +18,6 @@ import (
 	"time"
 
 	rmq "github.com/apache/rocketmq-clients/golang/v5"
-	"github.com/apache/rocketmq-clients/golang/v5/credentials"
-	v2 "github.com/apache/rocketmq-clients/golang/v5/protocol/v2"
 )
 
 func init() {
@@ -55,13 +52,8 @@ func (a *asked) list() []string {
 }
 
 func runTxn(endpoint, topic, group string) bool {
-	rmq.EnableSsl = false
-	os.Setenv(rmq.ENABLE_CONSOLE_APPENDER, "true")
-	os.Setenv(rmq.CLIENT_LOG_LEVEL, "warn")
-	rmq.ResetLogger()
-
+	setUpSDK()
 	ctx := context.Background()
-	creds := &credentials.SessionCredentials{}
 	checked := &asked{}
 	checker := &rmq.TransactionChecker{
 		Check: func(mv *rmq.MessageView) rmq.TransactionResolution {
@@ -74,14 +66,7 @@ func runTxn(endpoint, topic, group string) bool {
 			return rmq.ROLLBACK
 		},
 	}
-	producer, err := rmq.NewProducer(&rmq.Config{Endpoint: endpoint, Credentials: creds},
-		rmq.WithTopics(topic), rmq.WithTransactionChecker(checker))
-	if err != nil {
-		fail("new producer: %v", err)
-	}
-	if err := producer.Start(); err != nil {
-		fail("start producer: %v", err)
-	}
+	producer := startProducer(endpoint, topic, rmq.WithTransactionChecker(checker))
 	half := func(body string) rmq.Transaction {
 		msg := &rmq.Message{Topic: topic, Body: []byte(body)}
 		msg.SetTag("txn")
@@ -106,38 +91,15 @@ func runTxn(endpoint, topic, group string) bool {
 		fail("commit marker: %v", err)
 	}
 
-	consumer, err := rmq.NewSimpleConsumer(
-		&rmq.Config{Endpoint: endpoint, ConsumerGroup: group, Credentials: creds},
-		rmq.WithSimpleAwaitDuration(5*time.Second),
-		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{
-			topic: rmq.SUB_ALL,
-		}),
-	)
-	if err != nil {
-		fail("new simple consumer: %v", err)
-	}
-	if err := consumer.Start(); err != nil {
-		fail("start simple consumer: %v", err)
-	}
+	consumer := startConsumer(endpoint, group, topic, rmq.SUB_ALL, 5*time.Second)
 	seen := map[string]int{}
 	receiveUntil := func(done func() bool, deadline time.Time) {
 		for !done() && time.Now().Before(deadline) {
-			views, err := consumer.Receive(ctx, 16, 15*time.Second)
-			if err != nil {
-				var status *rmq.ErrRpcStatus
-				if !errors.As(err, &status) || status.GetCode() != int32(v2.Code_MESSAGE_NOT_FOUND) {
-					fmt.Fprintf(os.Stderr, "receive: %v\n", err)
-					time.Sleep(500 * time.Millisecond)
-				}
-				continue
-			}
-			for _, view := range views {
+			for _, view := range receiveOrWait(consumer, 16, 15*time.Second) {
 				body := string(view.GetBody())
 				seen[body]++
 				fmt.Printf("received %s\n", body)
-				if err := consumer.Ack(ctx, view); err != nil {
-					fail("ack %s: %v", view.GetMessageId(), err)
-				}
+				ack(consumer, view)
 			}
 		}
 	}
@@ -146,12 +108,7 @@ func runTxn(endpoint, topic, group string) bool {
 	}, time.Now().Add(60*time.Second))
 	// The rolled-back one must not come, not even a few seconds later.
 	receiveUntil(func() bool { return false }, time.Now().Add(6*time.Second))
-	if err := consumer.GracefulStop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stop simple consumer: %v\n", err)
-	}
-	if err := producer.GracefulStop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stop producer: %v\n", err)
-	}
+	stopClients(consumer, producer)
 
 	askedAbout := checked.list()
 	orphanAsked, othersAsked := false, false
