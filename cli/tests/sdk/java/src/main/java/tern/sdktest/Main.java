@@ -5,13 +5,11 @@ import java.time.Duration;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.rocketmq.client.apis.ClientConfiguration;
-import org.apache.rocketmq.client.apis.ClientException;
 import org.apache.rocketmq.client.apis.ClientServiceProvider;
 import org.apache.rocketmq.client.apis.consumer.ConsumeResult;
 import org.apache.rocketmq.client.apis.consumer.FilterExpression;
@@ -44,25 +42,16 @@ public final class Main {
 
     public static void main(String[] args) throws Exception {
         if (args.length != 5) {
-            fail("usage: Main simple|push ENDPOINT TOPIC GROUP N");
+            Sdk.fail("usage: Main simple|push ENDPOINT TOPIC GROUP N");
         }
-        // The SDK's log goes to the console at WARN level, so a failure shows why.
-        System.setProperty("mq.consoleAppender.enabled", "true");
-        System.setProperty("rocketmq.log.level", "warn");
         String mode = args[0];
         String endpoint = args[1];
         String topic = args[2];
         String group = args[3];
         int n = Integer.parseInt(args[4]);
 
-        ClientServiceProvider provider = ClientServiceProvider.loadService();
-        // Tern speaks plain-text gRPC; the Java client defaults to TLS.
-        ClientConfiguration config =
-                ClientConfiguration.newBuilder()
-                        .setEndpoints(endpoint)
-                        .enableSsl(false)
-                        .setRequestTimeout(Duration.ofSeconds(10))
-                        .build();
+        ClientServiceProvider provider = Sdk.provider();
+        ClientConfiguration config = Sdk.config(endpoint);
 
         Set<String> sent = send(provider, config, topic, n);
         System.out.println("sent " + sent.size());
@@ -76,7 +65,7 @@ public final class Main {
                 got = consumePush(provider, config, topic, group, n);
                 break;
             default:
-                fail("unknown mode " + mode);
+                Sdk.fail("unknown mode " + mode);
                 return;
         }
 
@@ -103,11 +92,7 @@ public final class Main {
             ClientServiceProvider provider, ClientConfiguration config, String topic, int n)
             throws Exception {
         Set<String> sent = new HashSet<>();
-        try (Producer producer =
-                provider.newProducerBuilder()
-                        .setClientConfiguration(config)
-                        .setTopics(topic)
-                        .build()) {
+        try (Producer producer = Sdk.producer(provider, config, topic)) {
             for (int i = 0; i < n; i++) {
                 String body = "java-" + i;
                 Message message =
@@ -120,7 +105,7 @@ public final class Main {
                 SendReceipt receipt = producer.send(message);
                 if (receipt.getMessageId() == null
                         || receipt.getMessageId().toString().isEmpty()) {
-                    fail("send " + i + ": no message id");
+                    Sdk.fail("send " + i + ": no message id");
                 }
                 sent.add(body);
             }
@@ -130,16 +115,16 @@ public final class Main {
 
     /** Checks what the consumer saw besides the body; returns the body. */
     private static String check(MessageView view) {
-        String body = StandardCharsets.UTF_8.decode(view.getBody()).toString();
+        String body = Sdk.body(view);
         String index = body.substring(body.indexOf('-') + 1);
         if (!view.getTag().map(TAG::equals).orElse(false)) {
-            fail(body + ": tag " + view.getTag());
+            Sdk.fail(body + ": tag " + view.getTag());
         }
         if (!view.getKeys().contains("key-" + index)) {
-            fail(body + ": keys " + view.getKeys());
+            Sdk.fail(body + ": keys " + view.getKeys());
         }
         if (view.getDeliveryAttempt() < 1) {
-            fail(body + ": delivery attempt " + view.getDeliveryAttempt());
+            Sdk.fail(body + ": delivery attempt " + view.getDeliveryAttempt());
         }
         return body;
     }
@@ -153,25 +138,15 @@ public final class Main {
             throws Exception {
         Map<String, Integer> got = new HashMap<>();
         try (SimpleConsumer consumer =
-                provider.newSimpleConsumerBuilder()
-                        .setClientConfiguration(config)
-                        .setConsumerGroup(group)
-                        .setAwaitDuration(Duration.ofSeconds(5))
-                        .setSubscriptionExpressions(
-                                Collections.singletonMap(
-                                        topic, new FilterExpression(TAG, FilterExpressionType.TAG)))
-                        .build()) {
+                Sdk.simpleConsumer(
+                        provider,
+                        config,
+                        group,
+                        topic,
+                        new FilterExpression(TAG, FilterExpressionType.TAG))) {
             long deadline = System.nanoTime() + DEADLINE.toNanos();
             while (got.size() < n && System.nanoTime() < deadline) {
-                List<MessageView> views;
-                try {
-                    views = consumer.receive(32, Duration.ofSeconds(15));
-                } catch (ClientException e) {
-                    System.err.println("receive: " + e);
-                    Thread.sleep(500);
-                    continue;
-                }
-                for (MessageView view : views) {
+                for (MessageView view : Sdk.receive(consumer, 32, Duration.ofSeconds(15))) {
                     got.merge(check(view), 1, Integer::sum);
                     consumer.ack(view);
                 }
@@ -219,10 +194,5 @@ public final class Main {
         Thread.sleep(2000);
         System.out.println("listener calls " + calls.get());
         return new HashMap<>(got);
-    }
-
-    private static void fail(String message) {
-        System.err.println(message);
-        System.exit(1);
     }
 }

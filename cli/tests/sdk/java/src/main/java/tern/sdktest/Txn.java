@@ -2,7 +2,6 @@ package tern.sdktest;
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -37,21 +36,14 @@ public final class Txn {
 
     public static void main(String[] args) throws Exception {
         if (args.length != 3) {
-            fail("usage: Txn ENDPOINT TOPIC GROUP");
+            Sdk.fail("usage: Txn ENDPOINT TOPIC GROUP");
         }
-        System.setProperty("mq.consoleAppender.enabled", "true");
-        System.setProperty("rocketmq.log.level", "warn");
         String endpoint = args[0];
         String topic = args[1];
         String group = args[2];
 
-        ClientServiceProvider provider = ClientServiceProvider.loadService();
-        ClientConfiguration config =
-                ClientConfiguration.newBuilder()
-                        .setEndpoints(endpoint)
-                        .enableSsl(false)
-                        .setRequestTimeout(Duration.ofSeconds(10))
-                        .build();
+        ClientServiceProvider provider = Sdk.provider();
+        ClientConfiguration config = Sdk.config(endpoint);
         List<String> asked = new CopyOnWriteArrayList<>();
         Producer producer =
                 provider.newProducerBuilder()
@@ -59,7 +51,7 @@ public final class Txn {
                         .setTopics(topic)
                         .setTransactionChecker(
                                 view -> {
-                                    String body = body(view);
+                                    String body = Sdk.body(view);
                                     asked.add(body);
                                     System.out.println(
                                             "checker asked about "
@@ -79,14 +71,12 @@ public final class Txn {
 
         Map<String, Integer> seen = new ConcurrentHashMap<>();
         try (SimpleConsumer consumer =
-                provider.newSimpleConsumerBuilder()
-                        .setClientConfiguration(config)
-                        .setConsumerGroup(group)
-                        .setAwaitDuration(Duration.ofSeconds(5))
-                        .setSubscriptionExpressions(
-                                Collections.singletonMap(
-                                        topic, new FilterExpression("*", FilterExpressionType.TAG)))
-                        .build()) {
+                Sdk.simpleConsumer(
+                        provider,
+                        config,
+                        group,
+                        topic,
+                        new FilterExpression("*", FilterExpressionType.TAG))) {
             receive(
                     consumer,
                     seen,
@@ -119,10 +109,6 @@ public final class Txn {
         System.exit(ok ? 0 : 1);
     }
 
-    private static String body(MessageView view) {
-        return StandardCharsets.UTF_8.decode(view.getBody()).toString();
-    }
-
     private static Transaction half(
             ClientServiceProvider provider, Producer producer, String topic, String body)
             throws ClientException {
@@ -135,7 +121,7 @@ public final class Txn {
         Transaction tx = producer.beginTransaction();
         SendReceipt receipt = producer.send(message, tx);
         if (receipt.getMessageId() == null) {
-            fail(body + ": no message id");
+            Sdk.fail(body + ": no message id");
         }
         return tx;
     }
@@ -148,25 +134,12 @@ public final class Txn {
             throws Exception {
         long deadline = System.nanoTime() + within.toNanos();
         while (!done.getAsBoolean() && System.nanoTime() < deadline) {
-            List<MessageView> views;
-            try {
-                views = consumer.receive(16, Duration.ofSeconds(15));
-            } catch (ClientException e) {
-                System.err.println("receive: " + e);
-                Thread.sleep(500);
-                continue;
-            }
-            for (MessageView view : views) {
-                String body = body(view);
+            for (MessageView view : Sdk.receive(consumer, 16, Duration.ofSeconds(15))) {
+                String body = Sdk.body(view);
                 seen.merge(body, 1, Integer::sum);
                 System.out.println("received " + body);
                 consumer.ack(view);
             }
         }
-    }
-
-    private static void fail(String message) {
-        System.err.println(message);
-        System.exit(1);
     }
 }
