@@ -106,3 +106,19 @@ func stopClients(clients ...interface{ GracefulStop() error }) {
 		}
 	}
 }
+
+// tally counts the bodies received more than once and the wanted bodies
+// never received; got maps each received body to its count.
+func tally[V any](got map[string]int, want map[string]V) (duplicates, missing int) {
+	for _, count := range got {
+		if count > 1 {
+			duplicates++
+		}
+	}
+	for body := range want {
+		if got[body] == 0 {
+			missing++
+		}
+	}
+	return duplicates, missing
+}

@@ -90,17 +90,7 @@ func runDelay(endpoint, topic, group string, n int, precisionMs int64) bool {
 	}
 	stopClients(consumer)
 
-	duplicates, missing := 0, 0
-	for _, count := range got {
-		if count > 1 {
-			duplicates++
-		}
-	}
-	for body := range due {
-		if got[body] == 0 {
-			missing++
-		}
-	}
+	duplicates, missing := tally(got, due)
 	fmt.Printf("received %d duplicates %d missing %d wrong %d\n", len(got), duplicates, missing, wrong)
 	return duplicates == 0 && missing == 0 && wrong == 0
 }

@@ -64,17 +64,7 @@ func main() {
 	}
 	stopClients(consumer)
 
-	duplicates, missing := 0, 0
-	for _, count := range got {
-		if count > 1 {
-			duplicates++
-		}
-	}
-	for body := range sent {
-		if got[body] == 0 {
-			missing++
-		}
-	}
+	duplicates, missing := tally(got, sent)
 	fmt.Printf("received %d duplicates %d missing %d\n", len(got), duplicates, missing)
 	if duplicates != 0 || missing != 0 {
 		os.Exit(1)
