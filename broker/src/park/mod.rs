@@ -356,9 +356,7 @@ impl Park {
     ) -> Result<Vec<u64>> {
         offsets.sort_unstable();
         let written = (|| {
-            for (from, to) in runs(&offsets) {
-                self.journal.append(&Record::Intent { from, to });
-            }
+            self.intend(&offsets);
             // Also makes the `Done` records of earlier releases durable.
             self.journal.flush()?;
             write()
@@ -372,6 +370,14 @@ impl Park {
                 self.unclaim(offsets.iter());
                 Err(e)
             }
+        }
+    }
+
+    /// Appends `Intent` records for `offsets` (ascending); durable with
+    /// the next journal flush, which must come before their copies.
+    fn intend(&self, offsets: &[u64]) {
+        for (from, to) in runs(offsets) {
+            self.journal.append(&Record::Intent { from, to });
         }
     }
 
@@ -442,9 +448,7 @@ impl Park {
             return out;
         }
         for (_, b) in &live {
-            for (from, to) in runs(&b.offsets) {
-                self.journal.append(&Record::Intent { from, to });
-            }
+            self.intend(&b.offsets);
         }
         // Also makes the `Done` records of earlier releases durable.
         if let Err(e) = self.journal.flush() {
