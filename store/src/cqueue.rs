@@ -12,11 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 
-use crate::commitlog::lock;
-use crate::error::{Result, StoreError, corrupt, io_err};
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Result, corrupt, io_err};
 use crate::fsutil::{numbered_files, numbered_name, sync_dir};
 
 pub(crate) const ENTRY_LEN: u64 = 32;
@@ -122,7 +123,7 @@ impl ConsumeQueue {
         let q = Self::create(dir, per_file);
         let mut damaged = false;
         {
-            let mut files = q.files.write().map_err(|_| poisoned())?;
+            let mut files = q.files.write();
             for (first, path) in numbered_files(&q.dir)? {
                 if !first.is_multiple_of(per_file) {
                     tracing::warn!(file = %path.display(), "consume-queue file name is not aligned; ignored");
@@ -142,7 +143,7 @@ impl ConsumeQueue {
                 files.insert(first / per_file, Arc::new(f));
             }
         }
-        let (lo, hi) = q.span()?;
+        let (lo, hi) = q.span();
         // The first slot that is not (a valid entry below redo_from). Valid
         // entries below redo_from were made durable before the checkpoint
         // and so form a prefix.
@@ -190,21 +191,16 @@ impl ConsumeQueue {
     }
 
     /// First and one-past-last slot held by the files.
-    fn span(&self) -> Result<(u64, u64)> {
-        let files = self.files.read().map_err(|_| poisoned())?;
-        Ok(match (files.keys().next(), files.keys().next_back()) {
+    fn span(&self) -> (u64, u64) {
+        let files = self.files.read();
+        match (files.keys().next(), files.keys().next_back()) {
             (Some(a), Some(b)) => (a * self.per_file, (b + 1) * self.per_file),
             _ => (0, 0),
-        })
+        }
     }
 
-    fn file(&self, idx: u64) -> Result<Option<Arc<File>>> {
-        Ok(self
-            .files
-            .read()
-            .map_err(|_| poisoned())?
-            .get(&idx)
-            .cloned())
+    fn file(&self, idx: u64) -> Option<Arc<File>> {
+        self.files.read().get(&idx).cloned()
     }
 
     fn path_of(&self, idx: u64) -> PathBuf {
@@ -213,7 +209,7 @@ impl ConsumeQueue {
 
     pub(crate) fn slot(&self, offset: u64) -> Result<Slot> {
         let idx = offset / self.per_file;
-        let Some(f) = self.file(idx)? else {
+        let Some(f) = self.file(idx) else {
             return Ok(Slot::Empty);
         };
         let mut b = [0u8; 32];
@@ -228,7 +224,7 @@ impl ConsumeQueue {
     /// Zeroes every slot from `offset` on and removes files past it.
     fn clear_from(&self, offset: u64) -> Result<()> {
         let idx = offset / self.per_file;
-        let mut files = self.files.write().map_err(|_| poisoned())?;
+        let mut files = self.files.write();
         let later: Vec<u64> = files.range(idx + 1..).map(|(k, _)| *k).collect();
         for k in later {
             files.remove(&k);
@@ -276,14 +272,14 @@ impl ConsumeQueue {
 
     fn write_run(&self, first: u64, bytes: &[u8]) -> Result<()> {
         let idx = first / self.per_file;
-        let f = match self.file(idx)? {
+        let f = match self.file(idx) {
             Some(f) => f,
             None => self.create_file(idx)?,
         };
         let at = (first % self.per_file) * ENTRY_LEN;
         f.write_all_at(bytes, at)
             .map_err(io_err(self.path_of(idx)))?;
-        lock(&self.dirty).insert(idx);
+        self.dirty.lock().insert(idx);
         Ok(())
     }
 
@@ -300,18 +296,15 @@ impl ConsumeQueue {
         f.set_len(self.file_len()).map_err(io_err(&path))?;
         sync_dir(&self.dir)?;
         let f = Arc::new(f);
-        self.files
-            .write()
-            .map_err(|_| poisoned())?
-            .insert(idx, Arc::clone(&f));
+        self.files.write().insert(idx, Arc::clone(&f));
         Ok(f)
     }
 
     /// Makes every entry written so far durable.
     pub fn sync(&self) -> Result<()> {
-        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        let dirty = std::mem::take(&mut *self.dirty.lock());
         for idx in dirty {
-            if let Some(f) = self.file(idx)? {
+            if let Some(f) = self.file(idx) {
                 f.sync_data().map_err(io_err(self.path_of(idx)))?;
             }
         }
@@ -330,7 +323,7 @@ impl ConsumeQueue {
             let file_end = (idx + 1) * self.per_file;
             let n = (count - out.len()) as u64;
             let upto = max.min(file_end).min(at + n);
-            let Some(f) = self.file(idx)? else {
+            let Some(f) = self.file(idx) else {
                 return Err(corrupt(self.path_of(idx), "consume-queue file is missing"));
             };
             let mut buf = vec![0u8; ((upto - at) * ENTRY_LEN) as usize];
@@ -380,7 +373,7 @@ impl ConsumeQueue {
         let min = self.first_where(self.min_offset(), max, |e| e.position >= log_min)?;
         self.min.fetch_max(min, Ordering::AcqRel);
         let keep_from = min / self.per_file;
-        let mut files = self.files.write().map_err(|_| poisoned())?;
+        let mut files = self.files.write();
         let last = files.keys().next_back().copied();
         let old: Vec<u64> = files
             .range(..keep_from)
@@ -394,10 +387,6 @@ impl ConsumeQueue {
         }
         Ok(())
     }
-}
-
-fn poisoned() -> StoreError {
-    StoreError::Failed("consume-queue lock poisoned".into())
 }
 
 #[cfg(test)]

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Inner;
-use crate::commitlog::lock;
 use crate::cqueue::CqEntry;
 use crate::error::{Result, corrupt};
 use crate::fsutil::{read_optional, write_atomic};
+use crate::state::Inner;
 
 /// Pause after a round that found work (bounds wake-ups under load; a
 /// lone message is still dispatched as soon as it is readable).
@@ -71,9 +70,7 @@ impl Pending {
         if run.0 + run.1.len() as u64 != offset {
             // Not contiguous (only after repairs): write what we have first.
             let (first, entries) = std::mem::replace(run, (offset, Vec::new()));
-            inner
-                .queue_or_create(topic, queue)?
-                .write(first, &entries)?;
+            inner.queue_or_create(topic, queue).write(first, &entries)?;
         }
         run.1.push(e);
         self.count += 1;
@@ -85,7 +82,7 @@ impl Pending {
             for (queue, (first, entries)) in queues {
                 if !entries.is_empty() {
                     inner
-                        .queue_or_create(&topic, queue)?
+                        .queue_or_create(&topic, queue)
                         .write(first, &entries)?;
                 }
             }
@@ -102,7 +99,7 @@ pub(crate) fn dispatch_range(inner: &Inner, from: u64, to: u64) -> Result<u64> {
     }
     let mut pending = Pending::default();
     let mut n = 0u64;
-    let mut index = lock(&inner.index);
+    let mut index = inner.index.lock();
     let listening = inner.log.listener.get().is_some();
     let mut topics: Vec<String> = Vec::new();
     inner.log.scan(from, to, |rec| {
@@ -155,7 +152,7 @@ pub(crate) fn checkpoint(inner: &Inner) -> Result<()> {
     for q in inner.all_queues() {
         q.sync()?;
     }
-    lock(&inner.index).persist()?;
+    inner.index.lock().persist()?;
     inner.offsets.persist()?;
     let c = Checkpoint {
         version: 1,

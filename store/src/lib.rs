@@ -18,6 +18,13 @@
 //! - **Consumer offsets** are kept per group, topic and queue.
 //!
 //! The API is blocking and thread-safe; async callers use a blocking pool.
+//!
+//! Modules: `commitlog` (with its recovery scan and flusher), `cqueue`,
+//! `index`, `offsets`; `state`, the state the background threads share;
+//! `dispatch` and its checkpoint, `retention`, `recovery` (opening the
+//! store), `read` (reads), `prepared` (prepared copies) and `sync` (the
+//! signal threads wait on). This file holds [`Store`], the public face
+//! over them; no module imports from it.
 #![forbid(unsafe_code)]
 
 mod commitlog;
@@ -30,47 +37,35 @@ mod fsutil;
 mod index;
 mod listener;
 mod offsets;
+mod prepared;
+mod read;
 pub mod record;
 mod recovery;
 mod retention;
+mod state;
+mod sync;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tern_model::{Message, TopicName};
+use tern_model::Message;
 
 pub use commitlog::{Appended, LogRecovery};
 pub use config::{FlushPolicy, StoreConfig};
 pub use error::{Result, StoreError};
 pub use listener::StoreListener;
+pub use prepared::{CopyOf, PreparedCopies};
+pub use read::QueueRead;
 pub use record::StoredMessage;
+pub use recovery::RecoveryReport;
 pub use retention::RetentionReport;
 
-use commitlog::{CommitLog, Signal, lock};
-use cqueue::ConsumeQueue;
-use index::{Index, KeyKind};
-use offsets::Offsets;
-
-/// What opening the store found and did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RecoveryReport {
-    /// Whether a checkpoint was found (a clean or checkpointed history).
-    pub had_checkpoint: bool,
-    pub log: LogRecovery,
-    /// Where consume queues and the index were rebuilt from.
-    pub redispatched_from: u64,
-    /// Records re-dispatched.
-    pub redispatched_records: u64,
-    /// Consume queues whose tail was damaged and repaired.
-    pub repaired_queues: Vec<String>,
-    pub duration_ms: u64,
-}
+use state::Inner;
 
 /// A snapshot of the store's state.
 #[derive(Debug, Clone, Serialize)]
@@ -87,100 +82,12 @@ pub struct StoreStats {
     pub recovery: RecoveryReport,
 }
 
-/// Messages read from one queue.
-#[derive(Debug, Clone)]
-pub struct QueueRead {
-    pub messages: Vec<StoredMessage>,
-    /// The offset to read next.
-    pub next_offset: u64,
-    pub min_offset: u64,
-    pub max_offset: u64,
-}
-
-type QueueMap = HashMap<String, HashMap<u32, Arc<ConsumeQueue>>>;
-
-/// Largest single read when a queue's records lie next to each other.
-const MAX_SPAN: u64 = 4 << 20;
-
-#[derive(Debug)]
-struct Inner {
-    cfg: StoreConfig,
-    log: CommitLog,
-    queues: RwLock<QueueMap>,
-    index: Mutex<Index>,
-    offsets: Offsets,
-    dispatched: AtomicU64,
-    dispatched_signal: Signal,
-    /// Wakes the cleaner at shutdown.
-    shutdown: Signal,
-    recovery: RecoveryReport,
-    /// Commit-log positions retention must keep, by holder (see
-    /// [`Store::hold_retention`]).
-    holds: Mutex<Holds>,
-    _lock: File,
-}
-
-/// Retention holds: positions by holder, and the configured holders that
-/// have not reported yet (until they have, nothing is deleted).
-#[derive(Debug, Default)]
-struct Holds {
-    at: BTreeMap<String, u64>,
-    awaited: std::collections::BTreeSet<String>,
-}
-
-impl Holds {
-    /// The lowest position retention must keep.
-    fn floor(&self) -> u64 {
-        if self.awaited.is_empty() {
-            self.at.values().copied().min().unwrap_or(u64::MAX)
-        } else {
-            0
-        }
-    }
-}
-
-/// One record to copy with [`Store::append_copies`].
-#[derive(Debug, Clone, Copy)]
-pub struct CopyOf<'a> {
-    /// Where the record is in the commit log.
-    pub position: u64,
-    /// The topic and queue the copy goes to.
-    pub topic: &'a TopicName,
-    pub queue_id: u32,
-}
-
-/// Copies of stored records read, checked and laid out by
-/// [`Store::prepare_copies`], not yet written.
-#[derive(Debug, Default)]
-pub struct PreparedCopies {
-    batch: record::Batch,
-}
-
-impl PreparedCopies {
-    /// How many copies.
-    pub fn len(&self) -> usize {
-        self.batch.records.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.batch.records.is_empty()
-    }
-
-    /// Bytes the copies take (in memory now, in the log once written).
-    pub fn bytes(&self) -> u64 {
-        self.batch.len_bytes()
-    }
-}
-
-/// Bytes read at once when copying records (records next to each other
-/// share a read).
-const COPY_SPAN: u64 = 4 << 20;
-
 /// The storage engine. Cheap to share by reference across threads.
 #[derive(Debug)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// What opening the store found and did.
+    recovery: RecoveryReport,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -188,7 +95,8 @@ impl Store {
     /// Opens (or creates) the store in `cfg.dir`, recovering from whatever
     /// state a crash left, and starts its flusher, dispatcher and cleaner.
     pub fn open(cfg: StoreConfig) -> Result<Self> {
-        let inner = Arc::new(recovery::open(cfg)?);
+        let (inner, recovery) = recovery::open(cfg)?;
+        let inner = Arc::new(inner);
         let mut threads = Vec::new();
         let spawn = |name: &str, f: fn(&Inner)| {
             let inner = Arc::clone(&inner);
@@ -203,7 +111,11 @@ impl Store {
         threads.push(spawn("tern-flusher", |i| i.log.run_flusher())?);
         threads.push(spawn("tern-dispatch", dispatch::run)?);
         threads.push(spawn("tern-cleaner", retention::run)?);
-        Ok(Self { inner, threads })
+        Ok(Self {
+            inner,
+            recovery,
+            threads,
+        })
     }
 
     /// Appends a batch: every message or none. Returns where each went,
@@ -256,43 +168,7 @@ impl Store {
     /// due time, say) and be written with [`Store::append_prepared`]:
     /// the slow part of a bulk release done ahead of time. Blocking.
     pub fn prepare_copies(&self, copies: &[CopyOf<'_>]) -> Result<PreparedCopies> {
-        let mut batch = record::Batch::default();
-        // The last read: where it starts, its bytes, its segment file.
-        let mut span: Option<(u64, Vec<u8>, PathBuf)> = None;
-        for c in copies {
-            // Reuse the last read when it holds the whole record.
-            let held = span.as_ref().and_then(|(at, buf, _)| {
-                let off = usize::try_from(c.position.checked_sub(*at)?).ok()?;
-                let len = record::peek_len(buf.get(off..)?)? as usize;
-                buf.get(off..off + len).map(|_| off)
-            });
-            let off = match held {
-                Some(off) => off,
-                None => {
-                    let (mut buf, mut seg) = self.inner.log.read_span(c.position, COPY_SPAN)?;
-                    if let Some(len) = record::peek_len(&buf)
-                        && len as usize > buf.len()
-                    {
-                        (buf, seg) = self.inner.log.read_span(c.position, u64::from(len))?;
-                    }
-                    span = Some((c.position, buf, seg.path.clone()));
-                    0
-                }
-            };
-            let Some((_, buf, path)) = span.as_ref() else {
-                return Err(StoreError::Closed);
-            };
-            let rec = &buf[off..];
-            let view = record::RecordView::parse(rec)
-                .ok()
-                .filter(|v| v.position == c.position)
-                .ok_or_else(|| StoreError::Corrupt {
-                    path: path.clone(),
-                    detail: format!("no valid record at position {} to copy", c.position),
-                })?;
-            batch.push_copy(&rec[..view.len as usize], c.topic.as_str(), c.queue_id);
-        }
-        Ok(PreparedCopies { batch })
+        PreparedCopies::prepare(&self.inner.log, copies)
     }
 
     /// The second half of [`Store::append_copies`]: writes copies laid out
@@ -300,18 +176,7 @@ impl Store {
     /// times are assigned now), all or nothing, returning once durable
     /// under the flush policy. Blocking.
     pub fn append_prepared(&self, copies: PreparedCopies) -> Result<Vec<Appended>> {
-        let mut batch = copies.batch;
-        if batch.records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.inner.log.append(
-            &mut batch,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        rx.recv().unwrap_or(Err(StoreError::Closed))
+        copies.append(&self.inner.log)
     }
 
     /// Installs the one [`StoreListener`] of this store; `false` (and no
@@ -345,100 +210,18 @@ impl Store {
         max_messages: usize,
         max_bytes: usize,
     ) -> Result<QueueRead> {
-        let Some(q) = self.inner.queue(topic, queue_id) else {
-            return Ok(QueueRead {
-                messages: Vec::new(),
-                next_offset: 0,
-                min_offset: 0,
-                max_offset: 0,
-            });
-        };
-        let (min, max) = (q.min_offset(), q.max_offset());
-        let start = from.max(min);
-        let entries = q.read(start, max_messages)?;
-        let mut messages = Vec::with_capacity(entries.len());
-        let mut bytes = 0usize;
-        let mut i = 0;
-        'runs: while i < entries.len() {
-            // Entries adjacent in the log are read with one call.
-            let run_start = entries[i].position;
-            let mut run_end = run_start;
-            let mut j = i;
-            while j < entries.len()
-                && entries[j].position == run_end
-                && (j == i || run_end - run_start + u64::from(entries[j].size) <= MAX_SPAN)
-            {
-                run_end += u64::from(entries[j].size);
-                j += 1;
-            }
-            let (buf, seg) = self.inner.log.read_span(run_start, run_end - run_start)?;
-            let progress = i;
-            while i < j {
-                let e = &entries[i];
-                if !messages.is_empty() && bytes + e.size as usize > max_bytes {
-                    break 'runs;
-                }
-                let off = (e.position - run_start) as usize;
-                let Some(raw) = buf.get(off..off + e.size as usize) else {
-                    break; // the run crossed into the next segment
-                };
-                let offset = start + i as u64;
-                let m = record::RecordView::parse(raw)
-                    .ok()
-                    .filter(|v| v.position == e.position)
-                    .and_then(|v| v.to_stored().ok())
-                    .filter(|m| {
-                        m.message.topic.as_str() == topic
-                            && m.message.queue_id == queue_id
-                            && m.queue_offset == offset
-                    })
-                    .ok_or_else(|| StoreError::Corrupt {
-                        path: seg.path.clone(),
-                        detail: format!(
-                            "record at {} does not match entry {offset} of {topic}:{queue_id}",
-                            e.position
-                        ),
-                    })?;
-                bytes += e.size as usize;
-                messages.push(m);
-                i += 1;
-            }
-            if i == progress {
-                return Err(StoreError::Corrupt {
-                    path: seg.path.clone(),
-                    detail: format!("record at {run_start} runs past its segment"),
-                });
-            }
-        }
-        Ok(QueueRead {
-            next_offset: start + messages.len() as u64,
-            messages,
-            min_offset: min,
-            max_offset: max,
-        })
+        self.inner
+            .read_queue(topic, queue_id, from, max_messages, max_bytes)
     }
 
     /// The message at one queue offset.
     pub fn get(&self, topic: &str, queue_id: u32, offset: u64) -> Result<StoredMessage> {
-        let r = self.read_queue(topic, queue_id, offset, 1, usize::MAX)?;
-        match r.messages.into_iter().next() {
-            Some(m) if m.queue_offset == offset => Ok(m),
-            _ if offset < r.min_offset => Err(StoreError::Deleted {
-                requested: offset,
-                min: r.min_offset,
-            }),
-            _ => Err(StoreError::BeyondEnd {
-                requested: offset,
-                end: r.max_offset,
-            }),
-        }
+        self.inner.get(topic, queue_id, offset)
     }
 
     /// `(min, max)` offsets of a queue: readable offsets are `min..max`.
     pub fn queue_range(&self, topic: &str, queue_id: u32) -> (u64, u64) {
-        self.inner
-            .queue(topic, queue_id)
-            .map_or((0, 0), |q| (q.min_offset(), q.max_offset()))
+        self.inner.queue_range(topic, queue_id)
     }
 
     /// The first queue offset stored at or after `timestamp_ms` (the
@@ -449,28 +232,19 @@ impl Store {
         queue_id: u32,
         timestamp_ms: i64,
     ) -> Result<u64> {
-        let Some(q) = self.inner.queue(topic, queue_id) else {
-            return Ok(0);
-        };
-        q.first_where(q.min_offset(), q.max_offset(), |e| {
-            e.store_ts >= timestamp_ms
-        })
+        self.inner
+            .offset_for_timestamp(topic, queue_id, timestamp_ms)
     }
 
     /// Messages with this message id (normally one; more if a producer
     /// reused the id).
     pub fn find_by_message_id(&self, message_id: &str, limit: usize) -> Result<Vec<StoredMessage>> {
-        self.inner
-            .find(KeyKind::MessageId, "", message_id, limit, |m| {
-                m.message.message_id == message_id
-            })
+        self.inner.find_by_message_id(message_id, limit)
     }
 
     /// Messages of `topic` carrying `key`, newest first.
     pub fn find_by_key(&self, topic: &str, key: &str, limit: usize) -> Result<Vec<StoredMessage>> {
-        self.inner.find(KeyKind::Key, topic, key, limit, |m| {
-            m.message.topic.as_str() == topic && m.message.keys.iter().any(|k| k == key)
-        })
+        self.inner.find_by_key(topic, key, limit)
     }
 
     /// Records a consumer group's next offset for a queue (in memory; made
@@ -506,16 +280,7 @@ impl Store {
     /// [`StoreConfig::retention_holders`] hold everything until their
     /// first call.
     pub fn hold_retention(&self, holder: &str, position: Option<u64>) {
-        let mut holds = self
-            .inner
-            .holds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        holds.awaited.remove(holder);
-        match position {
-            Some(p) => holds.at.insert(holder.to_owned(), p),
-            None => holds.at.remove(holder),
-        };
+        self.inner.holds.lock().set(holder, position);
     }
 
     /// Runs retention and the disk-limit check now.
@@ -553,14 +318,11 @@ impl Store {
             max_offset: i.log.written(),
             flushed_offset: i.log.flushed(),
             dispatched_offset: i.dispatched.load(Ordering::Acquire),
-            queues: i
-                .queues
-                .read()
-                .map_or(0, |q| q.values().map(HashMap::len).sum()),
+            queues: i.queue_count(),
             flushes: i.log.flush_count.load(Ordering::Relaxed),
             flush_seconds_total: i.log.flush_nanos.load(Ordering::Relaxed) as f64 / 1e9,
             disk_full: i.log.disk_full.load(Ordering::Acquire),
-            recovery: i.recovery.clone(),
+            recovery: self.recovery.clone(),
         }
     }
 
@@ -592,91 +354,5 @@ impl Drop for Store {
         if let Err(e) = self.shutdown() {
             tracing::error!(error = %e, "store did not close cleanly; recovery will run at next open");
         }
-    }
-}
-
-impl Inner {
-    fn offsets_dirty(&self) -> bool {
-        self.offsets.is_dirty()
-    }
-
-    fn queue(&self, topic: &str, queue_id: u32) -> Option<Arc<ConsumeQueue>> {
-        self.queues.read().ok()?.get(topic)?.get(&queue_id).cloned()
-    }
-
-    fn queue_or_create(&self, topic: &str, queue_id: u32) -> Result<Arc<ConsumeQueue>> {
-        if let Some(q) = self.queue(topic, queue_id) {
-            return Ok(q);
-        }
-        let mut map = self
-            .queues
-            .write()
-            .map_err(|_| StoreError::Failed("queue map lock poisoned".into()))?;
-        let q = map
-            .entry(topic.to_owned())
-            .or_default()
-            .entry(queue_id)
-            .or_insert_with(|| {
-                Arc::new(ConsumeQueue::create(
-                    self.cfg
-                        .dir
-                        .join("consumequeue")
-                        .join(topic)
-                        .join(queue_id.to_string()),
-                    self.cfg.cq_entries_per_file,
-                ))
-            });
-        Ok(Arc::clone(q))
-    }
-
-    fn all_queues(&self) -> Vec<Arc<ConsumeQueue>> {
-        self.queues.read().map_or_else(
-            |_| Vec::new(),
-            |m| m.values().flat_map(|q| q.values().cloned()).collect(),
-        )
-    }
-
-    fn read_at(&self, position: u64, size: Option<u32>) -> Result<StoredMessage> {
-        let raw = self.log.read_raw(position, size)?;
-        let view = record::RecordView::parse(&raw).map_err(|why| StoreError::Corrupt {
-            path: self.log.dir().to_owned(),
-            detail: format!("record at {position}: {why}"),
-        })?;
-        view.to_stored().map_err(|why| StoreError::Corrupt {
-            path: self.log.dir().to_owned(),
-            detail: format!("record at {position}: {why}"),
-        })
-    }
-
-    fn find(
-        &self,
-        kind: KeyKind,
-        topic: &str,
-        key: &str,
-        limit: usize,
-        matches: impl Fn(&StoredMessage) -> bool,
-    ) -> Result<Vec<StoredMessage>> {
-        // Ask for extra candidates: some are hash collisions.
-        let candidates =
-            lock(&self.index).lookup(kind, topic, key, limit.saturating_mul(4).max(16))?;
-        let mut out = Vec::new();
-        for pos in candidates {
-            match self.read_at(pos, None) {
-                Ok(m) if matches(&m) => out.push(m),
-                // The index is a hint: a candidate may be a collision, may be
-                // gone, or may point where recovery cut the log.
-                Ok(_)
-                | Err(
-                    StoreError::Deleted { .. }
-                    | StoreError::BeyondEnd { .. }
-                    | StoreError::Corrupt { .. },
-                ) => {}
-                Err(e) => return Err(e),
-            }
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
     }
 }

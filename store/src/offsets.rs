@@ -2,13 +2,11 @@
 //! per topic and queue. Kept in memory and written to `offsets.json` with
 //! write, fsync, rename, so a crash leaves either the old or the new file.
 
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
-use crate::commitlog::lock;
 use crate::error::{Result, corrupt};
 use crate::fsutil::{read_optional, write_atomic};
 
@@ -42,7 +40,7 @@ impl Offsets {
     }
 
     pub fn commit(&self, group: &str, topic: &str, queue: u32, offset: u64) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         st.0.groups
             .entry(group.to_owned())
             .or_default()
@@ -53,7 +51,8 @@ impl Offsets {
     }
 
     pub fn get(&self, group: &str, topic: &str, queue: u32) -> Option<u64> {
-        lock(&self.state)
+        self.state
+            .lock()
             .0
             .groups
             .get(group)?
@@ -64,7 +63,8 @@ impl Offsets {
 
     /// Every offset of `group`: topic -> queue -> offset.
     pub fn group(&self, group: &str) -> BTreeMap<String, BTreeMap<u32, u64>> {
-        lock(&self.state)
+        self.state
+            .lock()
             .0
             .groups
             .get(group)
@@ -73,12 +73,12 @@ impl Offsets {
     }
 
     pub fn is_dirty(&self) -> bool {
-        lock(&self.state).1
+        self.state.lock().1
     }
 
     /// Writes the offsets out if they changed since the last write.
     pub fn persist(&self) -> Result<()> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if !st.1 {
             return Ok(());
         }

@@ -4,21 +4,38 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use crate::commitlog::{CommitLog, Signal};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::commitlog::{CommitLog, LogRecovery};
 use crate::config::StoreConfig;
 use crate::cqueue::ConsumeQueue;
 use crate::dispatch::{checkpoint, dispatch_range, read_checkpoint};
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Result, StoreError, corrupt, io_err};
 use crate::fsutil::{read_optional, write_atomic};
 use crate::index::Index;
 use crate::offsets::Offsets;
-use crate::{Inner, QueueMap, RecoveryReport};
+use crate::state::{Holds, Inner, QueueMap};
+use crate::sync::Signal;
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecoveryReport {
+    /// Whether a checkpoint was found (a clean or checkpointed history).
+    pub had_checkpoint: bool,
+    pub log: LogRecovery,
+    /// Where consume queues and the index were rebuilt from.
+    pub redispatched_from: u64,
+    /// Records re-dispatched.
+    pub redispatched_records: u64,
+    /// Consume queues whose tail was damaged and repaired.
+    pub repaired_queues: Vec<String>,
+    pub duration_ms: u64,
+}
 
 /// Settings that shape files already on disk. Recorded when the store is
 /// created; later opens keep them whatever the configuration says.
@@ -62,7 +79,8 @@ fn pin_layout(mut cfg: StoreConfig) -> Result<StoreConfig> {
     Ok(cfg)
 }
 
-pub(crate) fn open(cfg: StoreConfig) -> Result<Inner> {
+/// Opens the store in `cfg.dir`: the shared state, and what recovery found.
+pub(crate) fn open(cfg: StoreConfig) -> Result<(Inner, RecoveryReport)> {
     cfg.validate()?;
     let started = Instant::now();
     fs::create_dir_all(&cfg.dir).map_err(io_err(&cfg.dir))?;
@@ -142,8 +160,7 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Inner> {
         dispatched: AtomicU64::new(redo),
         dispatched_signal: Signal::default(),
         shutdown: Signal::default(),
-        recovery: RecoveryReport::default(),
-        holds: Mutex::new(crate::Holds {
+        holds: Mutex::new(Holds {
             at: BTreeMap::new(),
             awaited: cfg.retention_holders.iter().cloned().collect(),
         }),
@@ -154,7 +171,7 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Inner> {
 
     // Queue offsets continue where the consume queues end.
     let mut next: HashMap<String, HashMap<u32, u64>> = HashMap::new();
-    for (topic, qs) in inner.queues.read().iter().flat_map(|m| m.iter()) {
+    for (topic, qs) in inner.queues.read().iter() {
         let per = next.entry(topic.clone()).or_default();
         for (id, q) in qs {
             q.trim(log_min)?;
@@ -179,7 +196,7 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Inner> {
         duration_ms = recovery.duration_ms,
         "store recovered"
     );
-    Ok(Inner { recovery, ..inner })
+    Ok((inner, recovery))
 }
 
 fn read_dirs(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {

@@ -6,10 +6,9 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::Inner;
-use crate::commitlog::lock;
 use crate::error::Result;
 use crate::fsutil::disk_usage;
+use crate::state::Inner;
 
 /// What one retention pass did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -30,11 +29,7 @@ pub(crate) fn clean(inner: &Inner) -> Result<RetentionReport> {
     loop {
         // Never delete what the dispatcher or the flusher has not
         // finished, nor what a holder still needs.
-        let held = inner
-            .holds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .floor();
+        let held = inner.holds.lock().floor();
         let limit = inner
             .dispatched
             .load(Ordering::Acquire)
@@ -63,7 +58,7 @@ pub(crate) fn clean(inner: &Inner) -> Result<RetentionReport> {
         for q in inner.all_queues() {
             q.trim(min)?;
         }
-        lock(&inner.index).trim(min)?;
+        inner.index.lock().trim(min)?;
     }
     report.disk_full = report.disk_usage >= cfg.disk_hard_limit;
     let was = inner.log.disk_full.swap(report.disk_full, Ordering::AcqRel);
