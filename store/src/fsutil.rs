@@ -58,3 +58,16 @@ pub(crate) fn disk_usage(dir: &Path) -> Result<f64> {
     let usable = used + st.f_bavail;
     Ok(used as f64 / usable.max(1) as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_usage_is_a_share_or_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let used = disk_usage(dir.path()).unwrap();
+        assert!((0.0..=1.0).contains(&used), "{used}");
+        assert!(disk_usage(&dir.path().join("missing")).is_err());
+    }
+}

@@ -305,6 +305,14 @@ impl Store {
         }
     }
 
+    /// Share of the file system holding the store's directory that is in
+    /// use, 0.0 to 1.0, as `df` counts it (blocks reserved for root count
+    /// as unavailable); 0.0 if it cannot be read. The figure retention
+    /// compares with the disk limits.
+    pub fn disk_usage(&self) -> f64 {
+        fsutil::disk_usage(&self.inner.cfg.dir).unwrap_or(0.0)
+    }
+
     /// The end of the commit log as writers see it.
     pub fn max_offset(&self) -> u64 {
         self.inner.log.written()

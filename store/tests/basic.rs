@@ -485,3 +485,18 @@ fn queue_file_layout_is_pinned_at_creation() {
     assert_eq!(store.get("pin", 0, 150).unwrap().message.message_id, "p150");
     store.close().unwrap();
 }
+
+#[test]
+fn disk_usage_is_the_share_of_the_file_system_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(small_config(dir.path(), FlushPolicy::Async)).unwrap();
+    let used = store.disk_usage();
+    assert!((0.0..=1.0).contains(&used), "{used}");
+    // The figure retention works with (others may write meanwhile).
+    let report = store.enforce_retention().unwrap();
+    assert!(
+        (report.disk_usage - used).abs() < 0.05,
+        "{report:?} vs {used}"
+    );
+    store.close().unwrap();
+}

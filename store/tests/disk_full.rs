@@ -151,6 +151,7 @@ fn high_water_deletes_old_segments_and_hard_limit_refuses_appends() {
     fill_up(&fs_.path().join("ballast2"));
     let report = store.enforce_retention().unwrap();
     assert!(report.disk_full, "{report:?}");
+    assert!(store.disk_usage() >= 0.9, "{}", store.disk_usage());
     assert!(matches!(
         store.append(&[msg("hw", 0, "refused", b"x")]),
         Err(StoreError::DiskFull { .. })
@@ -165,6 +166,7 @@ fn high_water_deletes_old_segments_and_hard_limit_refuses_appends() {
     fs::remove_file(fs_.path().join("ballast2")).unwrap();
     let report = store.enforce_retention().unwrap();
     assert!(!report.disk_full, "{report:?}");
+    assert!(store.disk_usage() < 0.9, "{}", store.disk_usage());
     let a = store.append(&[msg("hw", 0, "resumed", b"ok")]).unwrap();
     assert_eq!(a[0].queue_offset, 1501);
     store.close().unwrap();
