@@ -1,6 +1,6 @@
 //! [`ClientError`], the one error type of this crate.
 
-use tern_model::NameError;
+use tern_model::{NameError, UnknownName};
 use tern_protocol::v2::Code;
 
 /// Why a call to Tern failed.
@@ -69,6 +69,14 @@ pub enum ClientError {
         /// What was wrong with the answer.
         detail: String,
     },
+}
+
+/// A message type or permission name that names none of them, as
+/// [`ClientError::InvalidArgument`].
+impl From<UnknownName> for ClientError {
+    fn from(e: UnknownName) -> Self {
+        Self::InvalidArgument(e.to_string())
+    }
 }
 
 impl ClientError {

@@ -34,9 +34,8 @@ pub use messaging::{
     CLIENT_ID_HEADER, LANGUAGE_HEADER, MessagingClient, OutgoingMessage, PROTOCOL_HEADER,
     ReceiveOptions, ReceivedMessage, SendReceipt,
 };
-pub use tern_model::{GroupName, NameError, TopicName};
+pub use tern_model::{GroupName, MessageType, NameError, Permission, TopicName, UnknownName};
 pub use types::{
     BrokerStatus, ClusterStatus, Group, GroupDetails, GroupSpec, MessageQuery, MessageQueryResult,
-    MessageType, Permission, QueueLag, QueueRange, StoreStats, StoredMessage, Topic, TopicDetails,
-    TopicLag, TopicSpec,
+    QueueLag, QueueRange, StoreStats, StoredMessage, Topic, TopicDetails, TopicLag, TopicSpec,
 };

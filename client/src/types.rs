@@ -2,152 +2,19 @@
 //!
 //! Conversions from protobuf live here, next to the types, and check what
 //! they convert: an unknown enum value or a negative count is an error,
-//! never a silent default.
+//! never a silent default. (The enums themselves, [`MessageType`] and
+//! [`Permission`], are `tern-model`'s, converted by
+//! `tern_protocol::convert`.)
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
-use serde::Serialize;
-use tern_model::{GroupName, TopicName};
+use serde::{Serialize, Serializer};
+use tern_model::{GroupName, MessageType, Permission, TopicName};
 use tern_protocol::admin as pb;
+use tern_protocol::convert;
 
 use crate::ClientError;
-
-/// Which kind of messages a topic accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageType {
-    /// Plain messages.
-    Normal,
-    /// Messages delivered in order within their message group.
-    Fifo,
-    /// Messages delivered at a given time.
-    Delay,
-    /// Messages committed or rolled back by a transaction.
-    Transaction,
-    /// All four kinds above.
-    Mixed,
-}
-
-impl MessageType {
-    /// Every value, in protocol order.
-    pub const ALL: [Self; 5] = [
-        Self::Normal,
-        Self::Fifo,
-        Self::Delay,
-        Self::Transaction,
-        Self::Mixed,
-    ];
-
-    /// The lower-case name used on the command line and in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Normal => "normal",
-            Self::Fifo => "fifo",
-            Self::Delay => "delay",
-            Self::Transaction => "transaction",
-            Self::Mixed => "mixed",
-        }
-    }
-
-    fn to_pb(self) -> pb::MessageType {
-        match self {
-            Self::Normal => pb::MessageType::Normal,
-            Self::Fifo => pb::MessageType::Fifo,
-            Self::Delay => pb::MessageType::Delay,
-            Self::Transaction => pb::MessageType::Transaction,
-            Self::Mixed => pb::MessageType::Mixed,
-        }
-    }
-
-    fn from_pb(value: i32) -> Result<Self, String> {
-        match pb::MessageType::try_from(value) {
-            Ok(pb::MessageType::Normal) => Ok(Self::Normal),
-            Ok(pb::MessageType::Fifo) => Ok(Self::Fifo),
-            Ok(pb::MessageType::Delay) => Ok(Self::Delay),
-            Ok(pb::MessageType::Transaction) => Ok(Self::Transaction),
-            Ok(pb::MessageType::Mixed) => Ok(Self::Mixed),
-            Ok(pb::MessageType::Unspecified) | Err(_) => {
-                Err(format!("unknown message type {value}"))
-            }
-        }
-    }
-}
-
-/// Whether clients may send to and receive from a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Permission {
-    /// Send and receive.
-    ReadWrite,
-    /// Receive only.
-    Read,
-    /// Send only.
-    Write,
-}
-
-impl Permission {
-    /// Every value.
-    pub const ALL: [Self; 3] = [Self::ReadWrite, Self::Read, Self::Write];
-
-    /// The name used on the command line and in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ReadWrite => "read-write",
-            Self::Read => "read",
-            Self::Write => "write",
-        }
-    }
-
-    fn to_pb(self) -> pb::Permission {
-        match self {
-            Self::ReadWrite => pb::Permission::ReadWrite,
-            Self::Read => pb::Permission::Read,
-            Self::Write => pb::Permission::Write,
-        }
-    }
-
-    fn from_pb(value: i32) -> Result<Self, String> {
-        match pb::Permission::try_from(value) {
-            Ok(pb::Permission::ReadWrite) => Ok(Self::ReadWrite),
-            Ok(pb::Permission::Read) => Ok(Self::Read),
-            Ok(pb::Permission::Write) => Ok(Self::Write),
-            Ok(pb::Permission::Unspecified) | Err(_) => Err(format!("unknown permission {value}")),
-        }
-    }
-}
-
-macro_rules! text_enum {
-    ($ty:ident, $what:literal) => {
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = ClientError;
-
-            fn from_str(s: &str) -> Result<Self, ClientError> {
-                Self::ALL
-                    .into_iter()
-                    .find(|v| v.as_str().eq_ignore_ascii_case(s))
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
-                        ClientError::InvalidArgument(format!(
-                            "unknown {} `{s}`; expected one of {}",
-                            $what,
-                            names.join(", ")
-                        ))
-                    })
-            }
-        }
-    };
-}
-
-text_enum!(MessageType, "message type");
-text_enum!(Permission, "permission");
 
 /// A topic's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,9 +24,18 @@ pub struct Topic {
     /// Number of queues.
     pub queues: u32,
     /// Which messages it accepts.
+    #[serde(serialize_with = "as_text")]
     pub message_type: MessageType,
     /// Who may send and receive.
+    #[serde(serialize_with = "as_text")]
     pub permission: Permission,
+}
+
+/// Serializes an enum as its command-line name (`fifo`, `read-write`),
+/// the spelling the CLI's JSON output has always used, rather than the
+/// metadata spelling of its own serde implementation.
+fn as_text<T: fmt::Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 /// A topic to create or an update to one: `None` means the broker's
@@ -202,8 +78,12 @@ impl TopicSpec {
         Ok(pb::Topic {
             name: self.name.to_string(),
             queue_count,
-            message_type: self.message_type.map_or(0, |t| t.to_pb() as i32),
-            permission: self.permission.map_or(0, |p| p.to_pb() as i32),
+            message_type: self
+                .message_type
+                .map_or(0, |t| pb::MessageType::from(t) as i32),
+            permission: self
+                .permission
+                .map_or(0, |p| pb::Permission::from(p) as i32),
         })
     }
 }
@@ -457,8 +337,14 @@ pub(crate) fn topic_from(t: pb::Topic) -> Result<Topic, String> {
     Ok(Topic {
         name: TopicName::new(t.name).map_err(|e| e.to_string())?,
         queues: count("queue count", t.queue_count)?,
-        message_type: MessageType::from_pb(t.message_type)?,
-        permission: Permission::from_pb(t.permission)?,
+        message_type: convert::message_type(t.message_type)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("unknown message type {}", t.message_type))?,
+        permission: convert::permission(t.permission)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("unknown permission {}", t.permission))?,
     })
 }
 
@@ -553,23 +439,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn enums_parse_their_names() {
-        for t in MessageType::ALL {
-            assert_eq!(t.as_str().parse::<MessageType>().unwrap(), t);
-            assert_eq!(MessageType::from_pb(t.to_pb() as i32).unwrap(), t);
-        }
-        for p in Permission::ALL {
-            assert_eq!(p.as_str().parse::<Permission>().unwrap(), p);
-            assert_eq!(Permission::from_pb(p.to_pb() as i32).unwrap(), p);
-        }
-        assert_eq!("FIFO".parse::<MessageType>().unwrap(), MessageType::Fifo);
-        let err = "batch".parse::<MessageType>().unwrap_err().to_string();
-        assert!(
-            err.contains("normal, fifo, delay, transaction, mixed"),
-            "{err}"
+    fn topics_read_as_the_cli_writes_them() {
+        let topic = Topic {
+            name: TopicName::new("orders").unwrap(),
+            queues: 4,
+            message_type: MessageType::Fifo,
+            permission: Permission::ReadWrite,
+        };
+        let json = serde_json::to_string(&topic).unwrap();
+        assert_eq!(
+            json,
+            r#"{"name":"orders","queues":4,"message_type":"fifo","permission":"read-write"}"#
         );
-        assert!(MessageType::from_pb(0).is_err());
-        assert!(Permission::from_pb(99).is_err());
+        for unset in [0, 99] {
+            let bad = pb::Topic {
+                name: "orders".into(),
+                queue_count: 4,
+                message_type: unset,
+                permission: 1,
+            };
+            let err = topic_from(bad).unwrap_err();
+            assert_eq!(err, format!("unknown message type {unset}"));
+        }
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //! - [`status`]: RocketMQ status values and the client-id header check
 //!   every `MessagingService` RPC starts with.
 //! - [`endpoints`]: RocketMQ endpoints of a `host:port` address.
+//! - [`convert`]: a topic's message type and permission (the
+//!   `tern-model` enums) to and from the admin and RocketMQ enums.
 //! - [`telemetry`]: the server side of the Telemetry stream, answering
 //!   each client's settings.
 //!
@@ -76,6 +78,7 @@ pub use tern::admin::v1 as admin;
 /// with its server and client.
 pub use tern::nameserver::v1 as nameserver;
 
+pub mod convert;
 pub mod endpoints;
 pub mod settings;
 pub mod status;

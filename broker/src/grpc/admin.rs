@@ -88,18 +88,8 @@ fn topic_out(t: &TopicConfig) -> Topic {
     Topic {
         name: t.name().to_string(),
         queue_count: i32::try_from(t.queues()).unwrap_or(i32::MAX),
-        message_type: match t.message_type() {
-            MessageType::Normal => pb::MessageType::Normal,
-            MessageType::Fifo => pb::MessageType::Fifo,
-            MessageType::Delay => pb::MessageType::Delay,
-            MessageType::Transaction => pb::MessageType::Transaction,
-            MessageType::Mixed => pb::MessageType::Mixed,
-        } as i32,
-        permission: match t.permission() {
-            Permission::ReadWrite => pb::Permission::ReadWrite,
-            Permission::Read => pb::Permission::Read,
-            Permission::Write => pb::Permission::Write,
-        } as i32,
+        message_type: pb::MessageType::from(t.message_type()) as i32,
+        permission: pb::Permission::from(t.permission()) as i32,
     }
 }
 
@@ -112,22 +102,12 @@ fn topic_in(t: Option<Topic>, base: Option<&TopicConfig>) -> Result<TopicConfig,
         Ok(n) => n,
         Err(_) => return Err(Status::invalid_argument("queue count must not be negative")),
     };
-    let kind = match pb::MessageType::try_from(t.message_type) {
-        Ok(pb::MessageType::Unspecified) => base.map_or(MessageType::Normal, |b| b.message_type()),
-        Ok(pb::MessageType::Normal) => MessageType::Normal,
-        Ok(pb::MessageType::Fifo) => MessageType::Fifo,
-        Ok(pb::MessageType::Delay) => MessageType::Delay,
-        Ok(pb::MessageType::Transaction) => MessageType::Transaction,
-        Ok(pb::MessageType::Mixed) => MessageType::Mixed,
-        Err(_) => return Err(Status::invalid_argument("unknown message type")),
-    };
-    let perm = match pb::Permission::try_from(t.permission) {
-        Ok(pb::Permission::Unspecified) => base.map_or(Permission::ReadWrite, |b| b.permission()),
-        Ok(pb::Permission::ReadWrite) => Permission::ReadWrite,
-        Ok(pb::Permission::Read) => Permission::Read,
-        Ok(pb::Permission::Write) => Permission::Write,
-        Err(_) => return Err(Status::invalid_argument("unknown permission")),
-    };
+    let kind = tern_protocol::convert::message_type(t.message_type)
+        .map_err(|_| Status::invalid_argument("unknown message type"))?
+        .unwrap_or_else(|| base.map_or(MessageType::Normal, TopicConfig::message_type));
+    let perm = tern_protocol::convert::permission(t.permission)
+        .map_err(|_| Status::invalid_argument("unknown permission"))?
+        .unwrap_or_else(|| base.map_or(Permission::ReadWrite, TopicConfig::permission));
     TopicConfig::new(name, queues, kind, perm).map_err(grpc)
 }
 

@@ -254,24 +254,12 @@ pub(crate) fn message_out(d: Delivery, now: i64) -> v2::Message {
 
 /// The protocol permission of a topic permission.
 pub(crate) fn permission(p: Permission) -> v2::Permission {
-    match p {
-        Permission::ReadWrite => v2::Permission::ReadWrite,
-        Permission::Read => v2::Permission::Read,
-        Permission::Write => v2::Permission::Write,
-    }
+    p.into()
 }
 
 /// The message types a topic of type `t` accepts.
 pub(crate) fn accepted_types(t: MessageType) -> Vec<i32> {
-    use v2::MessageType as M;
-    let all = match t {
-        MessageType::Normal => vec![M::Normal],
-        MessageType::Fifo => vec![M::Fifo],
-        MessageType::Delay => vec![M::Delay],
-        MessageType::Transaction => vec![M::Transaction],
-        MessageType::Mixed => vec![M::Normal, M::Fifo, M::Delay, M::Transaction],
-    };
-    all.into_iter().map(|m| m as i32).collect()
+    tern_protocol::convert::accepted_types(t)
 }
 
 #[cfg(test)]

@@ -1,53 +1,12 @@
 //! Topic and group configurations, valid by construction.
 
 use serde::{Deserialize, Serialize};
-use tern_model::{GroupName, MessageKind, TopicName};
+use tern_model::{GroupName, TopicName};
+/// A topic's message type and permission, defined in `tern-model` (their
+/// serde spelling, `NORMAL` or `READ_WRITE`, is the metadata files').
+pub use tern_model::{MessageType, Permission};
 
 use crate::error::{BrokerError, Result};
-
-/// What kind of messages a topic accepts (RocketMQ's `MessageType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum MessageType {
-    Normal,
-    Fifo,
-    Delay,
-    Transaction,
-    /// Accepts every kind.
-    Mixed,
-}
-
-impl MessageType {
-    /// Whether a topic of this type accepts a message of kind `kind`.
-    pub fn accepts(self, kind: MessageKind) -> bool {
-        match self {
-            MessageType::Mixed => true,
-            MessageType::Normal => kind == MessageKind::Normal,
-            MessageType::Fifo => kind == MessageKind::Fifo,
-            MessageType::Delay => kind == MessageKind::Delay,
-            MessageType::Transaction => kind == MessageKind::Transaction,
-        }
-    }
-}
-
-/// What clients may do with a topic's queues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Permission {
-    ReadWrite,
-    Read,
-    Write,
-}
-
-impl Permission {
-    pub fn readable(self) -> bool {
-        matches!(self, Permission::ReadWrite | Permission::Read)
-    }
-
-    pub fn writable(self) -> bool {
-        matches!(self, Permission::ReadWrite | Permission::Write)
-    }
-}
 
 /// A topic's configuration, valid by construction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,14 +227,5 @@ mod tests {
         assert_eq!((t.queues(), t.message_type()), (4, MessageType::Mixed));
         let bad = r#"{"name":"g","fifo":false,"max_retries":100}"#;
         assert!(serde_json::from_str::<GroupConfig>(bad).is_err());
-    }
-
-    #[test]
-    fn permissions_and_types() {
-        assert!(Permission::ReadWrite.readable() && Permission::ReadWrite.writable());
-        assert!(!Permission::Write.readable() && !Permission::Read.writable());
-        assert!(MessageType::Mixed.accepts(MessageKind::Transaction));
-        assert!(!MessageType::Normal.accepts(MessageKind::Fifo));
-        assert!(MessageType::Delay.accepts(MessageKind::Delay));
     }
 }
