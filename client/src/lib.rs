@@ -21,6 +21,7 @@ mod admin;
 mod endpoint;
 mod error;
 mod message_id;
+mod messages;
 mod messaging;
 mod route;
 mod types;
@@ -30,10 +31,8 @@ pub use admin::AdminClient;
 pub use endpoint::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoints};
 pub use error::{ClientError, code_name, grpc_code_name};
 pub use message_id::MessageIdGenerator;
-pub use messaging::{
-    CLIENT_ID_HEADER, LANGUAGE_HEADER, MessagingClient, OutgoingMessage, PROTOCOL_HEADER,
-    ReceiveOptions, ReceivedMessage, SendReceipt,
-};
+pub use messages::{OutgoingMessage, ReceiveOptions, ReceivedMessage, SendReceipt};
+pub use messaging::{CLIENT_ID_HEADER, LANGUAGE_HEADER, MessagingClient, PROTOCOL_HEADER};
 pub use tern_model::{GroupName, MessageType, NameError, Permission, TopicName, UnknownName};
 pub use types::{
     BrokerStatus, ClusterStatus, Group, GroupDetails, GroupSpec, MessageQuery, MessageQueryResult,

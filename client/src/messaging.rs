@@ -4,11 +4,11 @@
 //! RocketMQ 5 SDK.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use parking_lot::Mutex;
 use tern_model::{GroupName, TopicName};
 use tern_protocol::v2::{self as pb, messaging_service_client::MessagingServiceClient};
 use tonic::metadata::MetadataValue;
@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 use crate::ClientError;
 use crate::endpoint::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoints};
 use crate::message_id::MessageIdGenerator;
+use crate::messages::{OutgoingMessage, ReceiveOptions, ReceivedMessage, SendReceipt};
 use crate::route::{QueueRef, Route};
 use crate::wire::{
     address_scheme, check, check_message, duration, hostname, outgoing, received, resource, sent,
@@ -41,81 +42,6 @@ const MAX_BROKER_LONG_POLLING: Duration = Duration::from_secs(20);
 /// of up to the broker's limit (4 MiB by default) plus its properties, more
 /// than tonic's default 4 MiB cap.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-
-/// A message to send.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutgoingMessage {
-    /// The payload; must not be empty.
-    pub body: Vec<u8>,
-    /// The tag consumers filter on.
-    pub tag: Option<String>,
-    /// Keys the message can be looked up by.
-    pub keys: Vec<String>,
-    /// User properties.
-    pub properties: BTreeMap<String, String>,
-}
-
-/// Where a sent message was stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SendReceipt {
-    /// The id the client gave the message.
-    pub message_id: String,
-    /// The broker it was sent to. (The broker chooses the queue, and the
-    /// protocol's answer does not say which.)
-    pub broker: String,
-    /// Its offset in the queue the broker chose.
-    pub offset: u64,
-}
-
-/// What to receive, and how.
-#[derive(Debug, Clone)]
-pub struct ReceiveOptions {
-    /// The consumer group receiving.
-    pub group: GroupName,
-    /// The topic to receive from (any of its queues).
-    pub topic: TopicName,
-    /// A tag expression: `*`, `a`, or `a || b`.
-    pub filter: String,
-    /// Most messages to return.
-    pub batch_size: u32,
-    /// How long received messages stay invisible to the group unless
-    /// acknowledged.
-    pub invisible: Duration,
-    /// How long the broker may wait for a message to arrive.
-    pub long_polling: Duration,
-}
-
-/// A message received, with the receipt handle that acknowledges it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReceivedMessage {
-    /// The id its producer gave it.
-    pub message_id: String,
-    /// The topic.
-    pub topic: TopicName,
-    /// The queue it came from.
-    pub queue_id: u32,
-    /// Its offset in that queue.
-    pub queue_offset: u64,
-    /// Its tag, if any.
-    pub tag: Option<String>,
-    /// Its keys.
-    pub keys: Vec<String>,
-    /// Its user properties.
-    pub properties: BTreeMap<String, String>,
-    /// The payload (its MD5 checked against the broker's digest).
-    pub body: Vec<u8>,
-    /// 1 for the first delivery, then one more per redelivery.
-    pub delivery_attempt: u32,
-    /// When the producer made it, in milliseconds since the Unix epoch.
-    pub born_timestamp_ms: i64,
-    /// Names this delivery; [`MessagingClient::ack`] takes it.
-    #[serde(skip)]
-    pub receipt_handle: String,
-    /// `host:port` of the broker that delivered it, where the
-    /// acknowledgement goes.
-    #[serde(skip)]
-    pub broker_address: String,
-}
 
 /// A client of the RocketMQ 5 messaging service.
 ///
@@ -199,20 +125,22 @@ impl MessagingClient {
 
     /// The client of the broker at `address`, connecting if new.
     async fn broker(&self, address: &str) -> Result<MessagingServiceClient<Channel>, ClientError> {
-        if let Some(c) = lock(&self.brokers).get(address) {
+        if let Some(c) = self.brokers.lock().get(address) {
             return Ok(c.clone());
         }
         let (channel, _) = Endpoints::parse(address)?
             .connect(self.connect_timeout)
             .await?;
         let client = service(channel);
-        lock(&self.brokers).insert(address.to_owned(), client.clone());
+        self.brokers
+            .lock()
+            .insert(address.to_owned(), client.clone());
         Ok(client)
     }
 
     /// The route of `topic`, asked once and then remembered.
     async fn route(&self, topic: &TopicName) -> Result<Arc<Route>, ClientError> {
-        if let Some(r) = lock(&self.routes).get(topic) {
+        if let Some(r) = self.routes.lock().get(topic) {
             return Ok(Arc::clone(r));
         }
         let action = format!("looking up the route of topic {topic}");
@@ -230,7 +158,7 @@ impl MessagingClient {
             .into_inner();
         check(&action, resp.status.as_ref())?;
         let route = Arc::new(Route::from_queues(&resp.message_queues));
-        lock(&self.routes).insert(topic.clone(), Arc::clone(&route));
+        self.routes.lock().insert(topic.clone(), Arc::clone(&route));
         Ok(route)
     }
 
@@ -465,10 +393,6 @@ fn dialled(endpoints: &Endpoints) -> pb::Endpoints {
         scheme: scheme as i32,
         addresses,
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `<host>@<pid>@<random>`: unique per process run, readable in broker

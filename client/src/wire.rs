@@ -8,7 +8,7 @@ pub(crate) use tern_protocol::settings::duration;
 use tern_protocol::v2 as pb;
 
 use crate::ClientError;
-use crate::messaging::{OutgoingMessage, ReceivedMessage, SendReceipt};
+use crate::messages::{OutgoingMessage, ReceivedMessage, SendReceipt};
 use crate::route::QueueRef;
 
 /// The protobuf form of a message to send.
