@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use tern_model::{MessageError, NameError};
 use tern_store::StoreError;
 
-use crate::receipt::ReceiptError;
-
 /// Everything the broker core can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -42,6 +40,49 @@ pub enum BrokerError {
     /// The topic's permission forbids the operation (FORBIDDEN).
     #[error("{0}")]
     Forbidden(String),
+
+    /// A message of a kind its topic does not take, such as a delayed
+    /// message sent to a FIFO topic (MESSAGE_PROPERTY_CONFLICT_WITH_TYPE).
+    #[error("{0}")]
+    WrongMessageType(String),
+
+    /// A feature this broker does not offer as configured, such as
+    /// transactions on a broker without them (UNSUPPORTED).
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// A transaction id this broker did not issue, or one that names
+    /// another message or topic than the request (INVALID_TRANSACTION_ID).
+    #[error("{0}")]
+    InvalidTransactionId(String),
+
+    /// A transaction that is no longer pending: committed, rolled back or
+    /// resolved by default already (NOT_FOUND).
+    #[error("{0}")]
+    TransactionEnded(String),
+
+    /// A receive whose long-polling time cannot be honoured: the caller's
+    /// deadline leaves too little of it (ILLEGAL_POLLING_TIME).
+    #[error("{0}")]
+    PollingTime(String),
+
+    /// An invisible duration that is not positive (ILLEGAL_INVISIBLE_TIME).
+    #[error("{0}")]
+    InvisibleTime(String),
+
+    /// An offset outside what a queue holds, or negative (ILLEGAL_OFFSET).
+    #[error("{0}")]
+    IllegalOffset(String),
+
+    /// A group with no stored offset in the queue asked about
+    /// (OFFSET_NOT_FOUND).
+    #[error("{0}")]
+    OffsetNotFound(String),
+
+    /// A request the broker's state does not allow now, such as moving an
+    /// offset that POP consumption owns (PRECONDITION_FAILED).
+    #[error("{0}")]
+    Precondition(String),
 
     /// A receipt handle that is malformed, forged, or no longer current
     /// (INVALID_RECEIPT_HANDLE).
@@ -99,6 +140,28 @@ pub enum BrokerError {
     /// lock, a failed journal write).
     #[error("broker failure: {0}")]
     Failed(String),
+}
+
+/// Why a receipt handle was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// Not a handle this broker could have issued: bad encoding, wrong
+    /// length or version, impossible fields.
+    #[error("malformed receipt handle: {0}")]
+    Malformed(&'static str),
+    /// Well-formed, but the tag does not match: forged, altered, or
+    /// issued by another broker.
+    #[error("receipt handle signature does not match")]
+    Forged,
+    /// Genuine but no longer current: the message was acknowledged,
+    /// redelivered, or its invisibility was changed since.
+    #[error("receipt handle is stale: the delivery it names is no longer current")]
+    Stale,
+    /// Genuine, but issued to another consumer group or for another topic
+    /// than the request names.
+    #[error("receipt handle was issued to group {group} for topic {topic}, not to this request's")]
+    NotOwner { group: String, topic: String },
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;

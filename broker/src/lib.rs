@@ -48,8 +48,10 @@
 //! Still to come: TLS and authentication.
 #![forbid(unsafe_code)]
 
+mod closing;
 pub mod cluster;
 mod codec;
+pub mod consume;
 pub mod dedup;
 pub mod error;
 pub mod filter;
@@ -60,12 +62,16 @@ pub mod meta;
 pub mod metrics;
 pub(crate) mod park;
 pub mod pop;
+pub mod produce;
 pub mod receipt;
 mod server;
+mod task;
 mod testutil;
 pub mod timer;
 pub mod txn;
+mod wake;
 
+pub use closing::Closing;
 pub use dedup::DedupConfig;
 pub use error::{BrokerError, Result};
 pub use filter::{Filter, SqlFilter, TagFilter};

@@ -26,6 +26,7 @@ use sha2::Sha256;
 use tern_model::{GroupName, TopicName};
 
 use crate::codec::{Reader, Writer};
+pub use crate::error::ReceiptError;
 use crate::error::{BrokerError, Result, corrupt, io_err};
 use crate::fsutil::{ensure_dir, read_optional, write_atomic};
 
@@ -41,28 +42,6 @@ pub struct Receipt {
     pub invisible_until_ms: i64,
     /// Unique per delivery (and per invisibility change).
     pub seq: u64,
-}
-
-/// Why a receipt handle was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReceiptError {
-    /// Not a handle this broker could have issued: bad encoding, wrong
-    /// length or version, impossible fields.
-    #[error("malformed receipt handle: {0}")]
-    Malformed(&'static str),
-    /// Well-formed, but the tag does not match: forged, altered, or
-    /// issued by another broker.
-    #[error("receipt handle signature does not match")]
-    Forged,
-    /// Genuine but no longer current: the message was acknowledged,
-    /// redelivered, or its invisibility was changed since.
-    #[error("receipt handle is stale: the delivery it names is no longer current")]
-    Stale,
-    /// Genuine, but issued to another consumer group or for another topic
-    /// than the request names.
-    #[error("receipt handle was issued to group {group} for topic {topic}, not to this request's")]
-    NotOwner { group: String, topic: String },
 }
 
 const VERSION: u8 = 1;

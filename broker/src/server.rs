@@ -15,13 +15,17 @@ use tern_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
+use crate::closing::Closing;
+use crate::consume::{Consume, DEFAULT_INVISIBLE};
 use crate::error::{BrokerError, Result};
 use crate::grpc::{Admin, Messaging, ServiceConfig};
 use crate::meta::Registry;
 use crate::metrics::{Health, HttpState, Metrics, serve_http};
 use crate::pop::{Pop, PopConfig};
+use crate::produce::{AdmissionLimits, Produce, ProduceConfig};
 use crate::timer::{DelayConfig, Timer};
 use crate::txn::{TransactionConfig, Transactions};
+use crate::wake::{Listeners, Wakers};
 
 /// Largest gRPC request the messaging service decodes: a batch of
 /// messages may carry several bodies of the largest size, so the limit is
@@ -85,9 +89,9 @@ impl BrokerConfig {
             name: "tern-0".to_owned(),
             advertised_address: None,
             metrics_listen: None,
-            max_unflushed_bytes: ServiceConfig::DEFAULT_MAX_UNFLUSHED_BYTES,
-            max_pending_sends: ServiceConfig::DEFAULT_MAX_PENDING_SENDS,
-            auto_renew_invisible: crate::grpc::DEFAULT_INVISIBLE,
+            max_unflushed_bytes: AdmissionLimits::DEFAULT_MAX_UNFLUSHED_BYTES,
+            max_pending_sends: AdmissionLimits::DEFAULT_MAX_PENDING_SENDS,
+            auto_renew_invisible: DEFAULT_INVISIBLE,
             cluster: "tern".to_owned(),
             nameservers: Vec::new(),
             heartbeat_interval: Duration::from_secs(30),
@@ -174,13 +178,41 @@ impl Broker {
             .unwrap_or_else(|| local.to_string());
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
+        // The store's listener wakes long polls and times flushes.
+        let wakers = Arc::new(Wakers::default());
+        let listener_installed = self.store.set_listener(Arc::new(Listeners {
+            metrics: Arc::clone(&metrics),
+            wakers: Arc::clone(&wakers),
+        }));
+        if !listener_installed {
+            tracing::warn!("the store already has a listener; long polls fall back to timers");
+        }
+        let closing = Closing::default();
+        let produce = Arc::new(Produce::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.registry),
+            Arc::clone(&self.timer),
+            Some(Arc::clone(&self.txn)),
+            Arc::clone(&metrics),
+            ProduceConfig {
+                admission: AdmissionLimits {
+                    max_unflushed_bytes: self.cfg.max_unflushed_bytes,
+                    max_pending_sends: self.cfg.max_pending_sends,
+                },
+                dedup: self.cfg.dedup,
+            },
+        ));
+        let consume = Arc::new(Consume::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.registry),
+            Arc::clone(&self.pop),
+            Arc::clone(&metrics),
+            wakers,
+            self.cfg.auto_renew_invisible,
+            closing.clone(),
+        ));
         let service_cfg = ServiceConfig {
-            max_unflushed_bytes: self.cfg.max_unflushed_bytes,
-            max_pending_sends: self.cfg.max_pending_sends,
-            auto_renew_invisible: self.cfg.auto_renew_invisible,
             cluster: crate::cluster::routes(&self.cfg.nameservers)?,
-            dedup: self.cfg.dedup,
-            transactions: Some(Arc::clone(&self.txn)),
             ..ServiceConfig::new(
                 self.cfg.name.clone(),
                 advertised.clone(),
@@ -188,12 +220,11 @@ impl Broker {
             )
         };
         let messaging = Messaging::new(
-            Arc::clone(&self.store),
             Arc::clone(&self.registry),
-            Arc::clone(&self.pop),
+            Arc::clone(&produce),
+            Arc::clone(&consume),
             service_cfg,
-            Arc::clone(&metrics),
-            Arc::clone(&self.timer),
+            closing.clone(),
         );
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http = match &self.cfg.metrics_listen {
@@ -212,7 +243,6 @@ impl Broker {
                     pop: Arc::clone(&self.pop),
                     timer: Arc::clone(&self.timer),
                     txn: Arc::clone(&self.txn),
-                    data_dir: self.cfg.store.dir.clone(),
                     health: Arc::clone(&health),
                 };
                 Some(tokio::spawn(serve_http(l, state, async {
@@ -224,24 +254,25 @@ impl Broker {
         let admin = Admin::new(
             Arc::clone(&self.store),
             Arc::clone(&self.registry),
-            Arc::clone(&self.pop),
+            Arc::clone(&consume),
             self.cfg.name.clone(),
             vec![advertised.clone()],
-            self.cfg.store.dir.clone(),
         );
-        let closer = messaging.clone();
+        let closer = closing.clone();
         let unready = Arc::clone(&health);
         let shutdown = async move {
             shutdown.await;
             unready.set_ready(false);
             tracing::info!("shutting down: no new connections; finishing calls in flight");
-            closer.close_streams();
+            closer.close();
         };
         let membership =
             crate::cluster::Membership::start(&self.cfg, &advertised, Arc::clone(&self.registry))?;
         // Spawned last: nothing below returns early and leaves it running.
-        let renewals = tokio::spawn(messaging.clone().run_renewals());
-        let checks = tokio::spawn(messaging.clone().run_transaction_checks());
+        let renewals = tokio::spawn(Arc::clone(&consume).run_renewals());
+        let checks = tokio::spawn(Arc::clone(&produce).run_transaction_checks(closing));
+        // The services hold the rest of the domain; the loops their own.
+        drop((produce, consume));
         health.set_ready(true);
         let served = tonic::transport::Server::builder()
             .add_service(

@@ -1,10 +1,9 @@
 //! `TernAdmin`: topics, consumer groups, cluster status and message query
-//! (the lookups themselves are in `query.rs`).
+//! (lag and the lookups themselves are in [`crate::consume`]).
 //!
 //! Unlike the RocketMQ service, this one reports failures as gRPC
 //! statuses: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT and so on.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tern_model::{GroupName, TopicName};
@@ -13,11 +12,10 @@ use tern_protocol::admin::{self as pb, *};
 use tern_store::Store;
 use tonic::{Request, Response, Status};
 
-use super::blocking;
-use super::query::{self, Query};
+use crate::consume::{self, Consume, Query};
 use crate::error::BrokerError;
 use crate::meta::{GroupConfig, MessageType, Permission, Registry, TopicConfig};
-use crate::pop::Pop;
+use crate::task::blocking;
 
 /// Queues of a topic created without a queue count.
 pub const DEFAULT_QUEUES: u32 = 8;
@@ -29,43 +27,28 @@ type Reply<T> = Result<Response<T>, Status>;
 pub struct Admin {
     store: Arc<Store>,
     registry: Arc<Registry>,
-    pop: Arc<Pop>,
+    consume: Arc<Consume>,
     /// The broker's name and addresses, for ClusterStatus.
     name: String,
     endpoints: Vec<String>,
-    /// The data directory, whose file system ClusterStatus reports on.
-    data_dir: PathBuf,
 }
 
 impl Admin {
     pub fn new(
         store: Arc<Store>,
         registry: Arc<Registry>,
-        pop: Arc<Pop>,
+        consume: Arc<Consume>,
         name: String,
         endpoints: Vec<String>,
-        data_dir: PathBuf,
     ) -> Self {
         Self {
             store,
             registry,
-            pop,
+            consume,
             name,
             endpoints,
-            data_dir,
         }
     }
-}
-
-/// Share of the file system holding `dir` that is in use, 0.0 to 1.0 (as
-/// `df` counts it); 0.0 if it cannot be read.
-pub(crate) fn disk_usage(dir: &Path) -> f64 {
-    let Ok(st) = rustix::fs::statvfs(dir) else {
-        return 0.0;
-    };
-    let used = st.f_blocks.saturating_sub(st.f_bfree);
-    let usable = used + st.f_bavail;
-    used as f64 / usable.max(1) as f64
 }
 
 fn grpc(e: BrokerError) -> Status {
@@ -131,33 +114,41 @@ fn group_in(g: Option<Group>, retries_if_zero: u32) -> Result<GroupConfig, Statu
     GroupConfig::new(name, g.fifo, retries).map_err(grpc)
 }
 
-impl Admin {
-    fn lag(&self, group: &str) -> Vec<TopicLag> {
-        crate::metrics::group_positions(&self.store, &self.pop, group)
-            .into_iter()
-            .map(|(topic, offsets)| {
-                let stats = self.pop.stats(group, &topic);
-                let queues = offsets
-                    .into_iter()
-                    .map(|(q, committed)| {
-                        let (_, max) = self.store.queue_range(&topic, q);
-                        let (inflight, held) = stats
-                            .iter()
-                            .find(|s| s.queue_id == q)
-                            .map_or((0, 0), |s| (s.in_flight as u64, s.held as u64));
-                        QueueLag {
-                            queue_id: i32::try_from(q).unwrap_or(i32::MAX),
-                            broker_offset: max,
-                            consumer_offset: Some(committed),
-                            lag: max.saturating_sub(committed),
-                            inflight,
-                            held,
-                        }
-                    })
-                    .collect();
-                TopicLag { topic, queues }
-            })
-            .collect()
+/// A group's lag in one topic as the admin protocol carries it.
+fn lag_out(t: consume::TopicLag) -> TopicLag {
+    let queues = t
+        .queues
+        .into_iter()
+        .map(|q| QueueLag {
+            queue_id: i32::try_from(q.queue_id).unwrap_or(i32::MAX),
+            broker_offset: q.broker_offset,
+            consumer_offset: Some(q.consumer_offset),
+            lag: q.lag,
+            inflight: q.in_flight,
+            held: q.held,
+        })
+        .collect();
+    TopicLag {
+        topic: t.topic,
+        queues,
+    }
+}
+
+/// A stored message as the admin protocol carries it.
+fn message_out(m: tern_store::StoredMessage) -> pb::StoredMessage {
+    let msg = m.message;
+    pb::StoredMessage {
+        message_id: msg.message_id,
+        topic: msg.topic.to_string(),
+        queue_id: i32::try_from(msg.queue_id).unwrap_or(i32::MAX),
+        queue_offset: m.queue_offset,
+        store_timestamp_ms: m.store_timestamp_ms,
+        born_timestamp_ms: msg.born_timestamp_ms,
+        tag: msg.tag,
+        keys: msg.keys,
+        properties: msg.properties.into_iter().collect(),
+        body: msg.body,
+        commit_log_offset: m.position,
     }
 }
 
@@ -251,7 +242,12 @@ impl TernAdmin for Admin {
         let g = self.registry.group(&req.get_ref().name).map_err(grpc)?;
         Ok(Response::new(DescribeGroupResponse {
             group: Some(group_out(&g)),
-            topics: self.lag(g.name().as_str()),
+            topics: self
+                .consume
+                .lag(g.name().as_str())
+                .into_iter()
+                .map(lag_out)
+                .collect(),
         }))
     }
 
@@ -282,7 +278,7 @@ impl TernAdmin for Admin {
                 min_offset: s.min_offset,
                 max_offset: s.max_offset,
                 flushed_offset: s.flushed_offset,
-                disk_usage: disk_usage(&self.data_dir),
+                disk_usage: self.store.disk_usage(),
                 disk_full: s.disk_full,
             }),
         };
@@ -296,18 +292,14 @@ impl TernAdmin for Admin {
         if id.is_empty() {
             return Err(Status::invalid_argument("message id is required"));
         }
-        let store = self.store.clone();
-        let lookup = id.clone();
-        let found = blocking(move || query::by_id(&store, &lookup))
-            .await
-            .map_err(grpc)?;
+        let found = self.consume.message(id.clone()).await.map_err(grpc)?;
         if found.is_empty() {
             return Err(Status::not_found(format!(
                 "no message with id {id} is stored"
             )));
         }
         Ok(Response::new(GetMessageResponse {
-            messages: found.into_iter().map(query::to_pb).collect(),
+            messages: found.into_iter().map(message_out).collect(),
         }))
     }
 
@@ -316,14 +308,10 @@ impl TernAdmin for Admin {
         req: Request<QueryMessagesRequest>,
     ) -> Reply<QueryMessagesResponse> {
         let req = req.into_inner();
-        let q = Query::from_pb(&req)?;
-        let topic = self.registry.topic(&req.topic).map_err(grpc)?;
-        let store = self.store.clone();
-        let (found, truncated) = blocking(move || query::find(&store, &topic, &q))
-            .await
-            .map_err(grpc)?;
+        let q = Query::new(req.key, req.since_ms, req.until_ms, req.max_messages).map_err(grpc)?;
+        let (found, truncated) = self.consume.query(&req.topic, q).await.map_err(grpc)?;
         Ok(Response::new(QueryMessagesResponse {
-            messages: found.into_iter().map(query::to_pb).collect(),
+            messages: found.into_iter().map(message_out).collect(),
             truncated,
         }))
     }

@@ -8,12 +8,14 @@ use tern_protocol::v2::*;
 use tokio_stream::{Iter, Stream};
 use tonic::{Request, Response, Streaming};
 
-use super::convert::{accepted_types, endpoints, group_name, now_ms, permission, topic_name};
+use tern_model::{GroupName, TopicName};
+
+use super::Messaging;
+use super::convert::{accepted_types, duration_ms, endpoints, group_name, permission, topic_name};
 use super::receive::grpc_deadline;
-use super::renew::StreamGuard;
 use super::status::{Client, ok, overall};
 use super::telemetry::TelemetryStream;
-use super::{Messaging, blocking};
+use crate::consume::StreamGuard;
 use crate::meta::TopicConfig;
 
 type Reply<T> = Result<Response<T>, tonic::Status>;
@@ -44,11 +46,8 @@ fn owner(
     c: &Client,
     group: Option<&Resource>,
     topic: Option<&Resource>,
-) -> Result<(String, String), Status> {
-    Ok((
-        group_name(c, group)?.to_string(),
-        topic_name(c, topic)?.to_string(),
-    ))
+) -> Result<(GroupName, TopicName), Status> {
+    Ok((group_name(c, group)?, topic_name(c, topic)?))
 }
 
 /// Evaluates to the caller, or returns the response `$make(status)`.
@@ -236,24 +235,12 @@ impl Messaging {
                 };
             }
         };
-        let pop = self.shared.pop.clone();
         let handles: Vec<String> = req
             .entries
             .iter()
             .map(|e| e.receipt_handle.clone())
             .collect();
-        let results = blocking(move || {
-            Ok(handles
-                .iter()
-                .map(|h| pop.check_owner(h, &group, &topic).and_then(|()| pop.ack(h)))
-                .collect::<Vec<_>>())
-        })
-        .await
-        .unwrap_or_else(|e| vec![Err(e)]);
-        // An ack may unblock a FIFO queue.
-        if let Some(t) = &req.topic {
-            self.shared.wakers.wake(&t.name);
-        }
+        let results = self.shared.consume.ack(&group, &topic, handles).await;
         let entries: Vec<AckMessageResultEntry> = req
             .entries
             .into_iter()
@@ -275,41 +262,23 @@ impl Messaging {
         c: &Client,
         req: ChangeInvisibleDurationRequest,
     ) -> ChangeInvisibleDurationResponse {
-        let ms = req
-            .invisible_duration
-            .as_ref()
-            .map_or(0, super::convert::duration_ms);
-        if ms <= 0 {
-            return ChangeInvisibleDurationResponse {
-                status: Some(c.status(
-                    Code::IllegalInvisibleTime,
-                    "invisible duration must be positive",
-                )),
-                receipt_handle: String::new(),
-            };
-        }
-        let (group, topic) = match owner(c, req.group.as_ref(), req.topic.as_ref()) {
-            Ok(o) => o,
-            Err(s) => {
-                return ChangeInvisibleDurationResponse {
-                    status: Some(s),
-                    receipt_handle: String::new(),
-                };
-            }
+        let ms = req.invisible_duration.as_ref().map_or(0, duration_ms);
+        let changed = match owner(c, req.group.as_ref(), req.topic.as_ref()) {
+            Ok((group, topic)) => self
+                .shared
+                .consume
+                .change_invisible(&group, &topic, req.receipt_handle, ms)
+                .await
+                .map_err(|e| c.error(&e)),
+            Err(s) => Err(s),
         };
-        let pop = self.shared.pop.clone();
-        let handle = req.receipt_handle;
-        let changed = blocking(move || {
-            pop.check_owner(&handle, &group, &topic)?;
-            pop.change_invisible(&handle, ms, now_ms())
-        });
-        match changed.await {
+        match changed {
             Ok(new) => ChangeInvisibleDurationResponse {
                 status: Some(ok()),
                 receipt_handle: new,
             },
-            Err(e) => ChangeInvisibleDurationResponse {
-                status: Some(c.error(&e)),
+            Err(s) => ChangeInvisibleDurationResponse {
+                status: Some(s),
                 receipt_handle: String::new(),
             },
         }
@@ -337,7 +306,7 @@ impl MessagingService for Messaging {
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
         let c = client!(req, |s| HeartbeatResponse { status: Some(s) });
-        self.shared.renewals.touch(&c.id);
+        self.shared.consume.renewals().touch(&c.id);
         reply(HeartbeatResponse { status: Some(ok()) })
     }
 
@@ -407,18 +376,11 @@ impl MessagingService for Messaging {
             Ok(o) => o,
             Err(s) => return reply(ForwardMessageToDeadLetterQueueResponse { status: Some(s) }),
         };
-        let pop = self.shared.pop.clone();
-        let handle = req.receipt_handle;
-        let name = topic.to_string();
-        let r = blocking(move || {
-            pop.check_owner(&handle, &group, &topic)?;
-            pop.forward_to_dlq(&handle, now_ms())
-        })
-        .await;
-        if r.is_ok() {
-            // A FIFO group's next message may now be due.
-            self.shared.wakers.wake(&name);
-        }
+        let r = self
+            .shared
+            .consume
+            .forward_to_dlq(&group, &topic, req.receipt_handle)
+            .await;
         reply(ForwardMessageToDeadLetterQueueResponse {
             status: Some(r.map_or_else(|e| c.error(&e), |()| ok())),
         })
@@ -506,7 +468,7 @@ impl MessagingService for Messaging {
         // `auto_renew`.
         let guard = Client::of(&req)
             .ok()
-            .map(|c| self.shared.renewals.stream_opened(&c.id));
+            .map(|c| self.shared.consume.renewals().stream_opened(&c.id));
         Ok(Messaging::telemetry(self, req).map(|inner| Tracked {
             inner,
             _guard: guard,
@@ -518,7 +480,7 @@ impl MessagingService for Messaging {
         req: Request<NotifyClientTerminationRequest>,
     ) -> Reply<NotifyClientTerminationResponse> {
         let c = client!(req, |s| NotifyClientTerminationResponse { status: Some(s) });
-        self.shared.renewals.terminated(&c.id);
+        self.shared.consume.renewals().terminated(&c.id);
         reply(NotifyClientTerminationResponse { status: Some(ok()) })
     }
 
@@ -541,7 +503,7 @@ impl MessagingService for Messaging {
             status: Some(s),
             message_id: String::new(),
         });
-        reply(self.recall_delayed(&c, req.into_inner()).await)
+        reply(self.recall(&c, req.into_inner()).await)
     }
 
     async fn sync_lite_subscription(

@@ -1,18 +1,22 @@
 //! The Telemetry stream: the settings handshake every client waits for,
 //! and the channel on which the broker asks producers to resolve orphaned
-//! transactions ([`super::producers`]).
+//! transactions ([`crate::txn::Producers`]).
 
 use tern_model::GroupName;
 use tern_protocol::settings::{self, GroupPolicy, ServerLimits};
 use tern_protocol::telemetry;
-use tern_protocol::v2::{Settings, TelemetryCommand};
+use tern_protocol::v2::settings::PubSub;
+use tern_protocol::v2::{ClientType, Settings, TelemetryCommand};
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Streaming};
 
-use super::producers::PUSH_CAPACITY;
+use super::Messaging;
 use super::status::Client;
-use super::{MAX_LONG_POLLING, Messaging};
+use super::transaction::check_command;
+use crate::consume::MAX_LONG_POLLING;
+use crate::txn::producers::{PUSH_CAPACITY, StreamGuard};
 
 pub(super) use tern_protocol::telemetry::TelemetryStream;
 
@@ -33,16 +37,16 @@ impl Messaging {
         let registered = client
             .as_ref()
             .ok()
-            .map(|id| self.shared.producers.opened(id, push));
-        let (this, that) = (self.clone(), self.clone());
-        let closed = async move { this.closed().await };
+            .map(|id| self.shared.produce.producers().opened(id, push));
+        let (closing, that) = (self.shared.closing.clone(), self.clone());
+        let closed = async move { closing.closed().await };
         let hook = move |s: Settings| {
             if let Some(r) = &registered {
-                r.settings(&s);
+                declare(r, &s);
             }
             that.settings(s)
         };
-        let pushed = ReceiverStream::new(pushed);
+        let pushed = ReceiverStream::new(pushed).map(check_command as fn(_) -> TelemetryCommand);
         let stream = telemetry::serve(client, req.into_inner(), closed, hook, pushed);
         Response::new(stream)
     }
@@ -64,4 +68,20 @@ impl Messaging {
             })
         })
     }
+}
+
+/// Tells the live producers what the client's `settings` say: whether it
+/// is a producer, and which topics it publishes.
+fn declare(stream: &StreamGuard, settings: &Settings) {
+    let publishing = match &settings.pub_sub {
+        Some(PubSub::Publishing(p)) => Some(p),
+        _ => None,
+    };
+    let producer = settings.client_type == Some(ClientType::Producer as i32)
+        || (settings.client_type.is_none() && publishing.is_some());
+    let topics = publishing
+        .iter()
+        .flat_map(|p| p.topics.iter())
+        .map(|t| t.name.clone());
+    stream.declared(producer, topics);
 }

@@ -4,7 +4,6 @@
 //! or shutting down).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -49,8 +48,6 @@ pub struct HttpState {
     pub pop: Arc<Pop>,
     pub timer: Arc<Timer>,
     pub txn: Arc<Transactions>,
-    /// The data directory, whose file system's usage is reported.
-    pub data_dir: PathBuf,
     pub health: Arc<Health>,
 }
 
@@ -73,13 +70,9 @@ pub async fn serve_http(
 }
 
 async fn metrics_page(State(h): State<Arc<HttpState>>) -> impl IntoResponse {
-    let body = h.metrics.scrape(
-        &h.store,
-        &h.registry,
-        &h.pop,
-        (&h.timer, &h.txn),
-        &h.data_dir,
-    );
+    let body = h
+        .metrics
+        .scrape(&h.store, &h.registry, &h.pop, (&h.timer, &h.txn));
     (
         [(
             header::CONTENT_TYPE,

@@ -13,10 +13,8 @@
 
 mod http;
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use parking_lot::Mutex;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -103,10 +101,7 @@ impl Metrics {
             checks: Gauge::default(),
             defaulted: Gauge::default(),
         };
-        let r = m
-            .registry
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = m.registry.get_mut();
         r.register(
             "messages_in",
             "Messages stored, by topic",
@@ -239,14 +234,10 @@ impl Metrics {
         registry: &Registry,
         pop: &Pop,
         parked: (&Timer, &Transactions),
-        data_dir: &Path,
     ) -> String {
-        let reg = self
-            .registry
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let reg = self.registry.lock();
         self.lag.clear();
-        for ((group, topic), queues) in committed_offsets(store, registry, pop) {
+        for ((group, topic), queues) in pop.all_positions(registry) {
             let lag: u64 = queues
                 .iter()
                 .map(|(&q, &done)| store.queue_range(&topic, q).1.saturating_sub(done))
@@ -261,7 +252,7 @@ impl Metrics {
         );
         self.unflushed_bytes
             .set(i64::try_from(store.unflushed_bytes()).unwrap_or(i64::MAX));
-        self.disk_usage.set(crate::grpc::disk_usage(data_dir));
+        self.disk_usage.set(store.disk_usage());
         let (timer, txn) = parked;
         let gauge = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
         gauge(&self.delayed, timer.pending() as u64);
@@ -280,67 +271,5 @@ impl StoreListener for Metrics {
     fn flushed(&self, took: Duration, bytes: u64) {
         self.flush_latency.observe(took.as_secs_f64());
         self.flushed_bytes.inc_by(bytes);
-    }
-}
-
-/// Where each group stands in each queue it consumes: (group, topic) ->
-/// queue -> the first offset not yet done.
-type Committed = BTreeMap<(String, String), BTreeMap<u32, u64>>;
-
-fn committed_offsets(store: &Store, registry: &Registry, pop: &Pop) -> Committed {
-    let mut out = Committed::new();
-    for g in registry.groups() {
-        let group = g.name().as_str();
-        for (topic, queues) in store.group_offsets(group) {
-            out.insert((group.to_owned(), topic), queues);
-        }
-    }
-    // As in `group_positions`, POP's live state wins.
-    for (group, topic) in pop.subscriptions() {
-        let stats = pop.stats(&group, &topic);
-        out.entry((group, topic))
-            .or_default()
-            .extend(stats.iter().map(|s| (s.queue_id, s.committed_offset)));
-    }
-    out
-}
-
-/// Where `group` stands in each queue it consumes, by topic: the offsets
-/// in the store (UpdateOffset, and POP's committed offsets), overridden by
-/// POP's live state, whose first offset not yet done may not be written
-/// to the store yet.
-pub(crate) fn group_positions(
-    store: &Store,
-    pop: &Pop,
-    group: &str,
-) -> BTreeMap<String, BTreeMap<u32, u64>> {
-    let mut out = store.group_offsets(group);
-    for (g, topic) in pop.subscriptions() {
-        if g != group {
-            continue;
-        }
-        let stats = pop.stats(&g, &topic);
-        out.entry(topic)
-            .or_default()
-            .extend(stats.iter().map(|s| (s.queue_id, s.committed_offset)));
-    }
-    out
-}
-
-/// The one store listener of a broker: wakes long polls and times
-/// flushes.
-#[derive(Debug)]
-pub(crate) struct Listeners {
-    pub metrics: Arc<Metrics>,
-    pub wakers: Arc<crate::grpc::Wakers>,
-}
-
-impl StoreListener for Listeners {
-    fn dispatched(&self, topics: &[&str]) {
-        self.wakers.dispatched(topics);
-    }
-
-    fn flushed(&self, took: Duration, bytes: u64) {
-        self.metrics.flushed(took, bytes);
     }
 }

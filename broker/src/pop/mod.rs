@@ -50,6 +50,7 @@
 
 mod dlq;
 mod journal;
+mod positions;
 mod receive;
 mod recover;
 mod settle;
@@ -72,6 +73,7 @@ pub use dlq::{
     PROP_ORIGIN_TOPIC,
 };
 
+pub use positions::Positions;
 pub use receive::MAX_HELD;
 
 use crate::error::{BrokerError, Result};

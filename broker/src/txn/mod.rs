@@ -22,16 +22,20 @@
 //! valid across a restart.
 
 pub mod config;
+pub(crate) mod producers;
 pub mod schedule;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use tern_model::Message;
 use tern_store::Store;
 
 pub use config::{Resolution, TransactionConfig};
+pub(crate) use producers::{Check, Producers};
 pub use schedule::{Due, Pending, Schedule};
 
 use crate::error::Result;
@@ -92,7 +96,7 @@ impl Transactions {
     }
 
     fn schedule(&self) -> MutexGuard<'_, Schedule> {
-        self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
+        self.schedule.lock()
     }
 
     pub fn config(&self) -> TransactionConfig {

@@ -1,20 +1,29 @@
 //! The live producers: every open Telemetry stream of a producer, the
-//! topics it publishes, and a sender that pushes commands on that stream.
-//! The transaction checker asks one of them to resolve an orphaned half
-//! message. In memory only: a producer comes back by opening its stream
-//! again.
+//! topics it publishes, and a sender that pushes transaction checks on
+//! that stream. The transaction checker asks one of them to resolve an
+//! orphaned half message. In memory only: a producer comes back by
+//! opening its stream again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tern_protocol::v2::settings::PubSub;
-use tern_protocol::v2::{ClientType, Settings, TelemetryCommand};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
-/// Commands waiting to be written on one stream; a full stream drops the
+use crate::park::Parked;
+
+/// Checks waiting to be written on one stream; a full stream drops the
 /// newest (the checker asks again later).
-pub(crate) const PUSH_CAPACITY: usize = 64;
+pub const PUSH_CAPACITY: usize = 64;
+
+/// A request to a producer to resolve the half message `parked`, named by
+/// `transaction_id`.
+#[derive(Debug)]
+pub(crate) struct Check {
+    pub transaction_id: String,
+    pub parked: Parked,
+}
 
 /// One open stream.
 #[derive(Debug)]
@@ -25,12 +34,12 @@ struct Stream {
     producer: bool,
     /// The topics it declared in its settings or sent half messages to.
     topics: BTreeSet<String>,
-    push: mpsc::Sender<TelemetryCommand>,
+    push: mpsc::Sender<Check>,
 }
 
 /// The live producers. Cheap to share behind an `Arc`.
 #[derive(Debug, Default)]
-pub struct Producers {
+pub(crate) struct Producers {
     /// Open streams by a number given at registration (in opening order).
     streams: Mutex<BTreeMap<u64, Stream>>,
     next_id: AtomicU64,
@@ -41,21 +50,17 @@ pub struct Producers {
 #[derive(Debug, Clone)]
 pub(crate) struct Picked {
     pub client: String,
-    pub push: mpsc::Sender<TelemetryCommand>,
+    pub push: mpsc::Sender<Check>,
 }
 
 impl Producers {
     fn streams(&self) -> MutexGuard<'_, BTreeMap<u64, Stream>> {
-        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+        self.streams.lock()
     }
 
     /// Registers the stream of `client` whose commands go to `push`; the
     /// returned guard removes it when dropped (when the stream ends).
-    pub(crate) fn opened(
-        self: &Arc<Self>,
-        client: &str,
-        push: mpsc::Sender<TelemetryCommand>,
-    ) -> StreamGuard {
+    pub fn opened(self: &Arc<Self>, client: &str, push: mpsc::Sender<Check>) -> StreamGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.streams().insert(
             id,
@@ -74,7 +79,7 @@ impl Producers {
 
     /// Records that `client` sent a half message to `topic`: its streams
     /// can be asked about that topic even if its settings did not name it.
-    pub(crate) fn publishes(&self, client: &str, topic: &str) {
+    pub fn publishes(&self, client: &str, topic: &str) {
         for s in self.streams().values_mut().filter(|s| s.client == client) {
             s.producer = true;
             if !s.topics.contains(topic) {
@@ -86,7 +91,7 @@ impl Producers {
     /// The `turn`-th (modulo their number) live producer stream of
     /// `topic`, in opening order; `None` if no producer of it is
     /// connected.
-    pub(crate) fn pick(&self, topic: &str, turn: usize) -> Option<Picked> {
+    pub fn pick(&self, topic: &str, turn: usize) -> Option<Picked> {
         let streams = self.streams();
         let live: Vec<&Stream> = streams
             .values()
@@ -103,11 +108,13 @@ impl Producers {
     }
 
     /// How many streams are open.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.streams().len()
     }
 
     /// Whether no stream is open.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -122,21 +129,11 @@ pub(crate) struct StreamGuard {
 }
 
 impl StreamGuard {
-    /// Learns from the client's `settings` whether it is a producer and
-    /// which topics it publishes (each settings command replaces the
-    /// declared topics; topics learnt from half messages stay).
-    pub(crate) fn settings(&self, settings: &Settings) {
-        let publishing = match &settings.pub_sub {
-            Some(PubSub::Publishing(p)) => Some(p),
-            _ => None,
-        };
-        let producer = settings.client_type == Some(ClientType::Producer as i32)
-            || (settings.client_type.is_none() && publishing.is_some());
-        let declared = publishing
-            .iter()
-            .flat_map(|p| p.topics.iter())
-            .map(|t| t.name.clone())
-            .filter(|t| !t.is_empty());
+    /// Learns from the client's settings whether it is a `producer` and
+    /// which topics it publishes (`declared`; topics learnt from half
+    /// messages stay).
+    pub fn declared(&self, producer: bool, declared: impl IntoIterator<Item = String>) {
+        let declared = declared.into_iter().filter(|t| !t.is_empty());
         let mut streams = self.producers.streams();
         if let Some(s) = streams.get_mut(&self.id) {
             s.producer = s.producer || producer;
@@ -155,25 +152,10 @@ impl Drop for StreamGuard {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use tern_protocol::v2::{Publishing, Resource};
-
     use super::*;
 
-    fn producer_settings(topics: &[&str]) -> Settings {
-        Settings {
-            client_type: Some(ClientType::Producer as i32),
-            pub_sub: Some(PubSub::Publishing(Publishing {
-                topics: topics
-                    .iter()
-                    .map(|t| Resource {
-                        resource_namespace: String::new(),
-                        name: (*t).to_owned(),
-                    })
-                    .collect(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        }
+    fn topics(names: &[&str]) -> Vec<String> {
+        names.iter().map(|t| (*t).to_owned()).collect()
     }
 
     #[test]
@@ -185,12 +167,9 @@ mod tests {
         let a = reg.opened("a", tx_a);
         let b = reg.opened("b", tx_b);
         let consumer = reg.opened("c", tx_c);
-        a.settings(&producer_settings(&["t"]));
-        b.settings(&producer_settings(&["t", "u"]));
-        consumer.settings(&Settings {
-            client_type: Some(ClientType::SimpleConsumer as i32),
-            ..Default::default()
-        });
+        a.declared(true, topics(&["t"]));
+        b.declared(true, topics(&["t", "u"]));
+        consumer.declared(false, Vec::new());
         let picked: Vec<String> = (0..4)
             .map(|turn| reg.pick("t", turn).unwrap().client)
             .collect();
@@ -221,7 +200,7 @@ mod tests {
         let reg = Arc::new(Producers::default());
         let (tx, rx) = mpsc::channel(1);
         let g = reg.opened("p", tx);
-        g.settings(&producer_settings(&["t"]));
+        g.declared(true, topics(&["t"]));
         drop(rx);
         assert!(reg.pick("t", 0).is_none());
     }

@@ -5,14 +5,15 @@
 //! entries. Every query first waits briefly for the messages already
 //! written to be dispatched, so a message whose send was answered is found.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tern_protocol::admin as pb;
 use tern_store::{Store, StoredMessage};
-use tonic::Status;
 
-use crate::error::Result;
+use super::Consume;
+use crate::error::{BrokerError, Result};
 use crate::meta::TopicConfig;
+use crate::task::blocking;
 
 /// Messages of one answer when the request does not say.
 pub const DEFAULT_MAX_MESSAGES: u32 = 32;
@@ -28,43 +29,50 @@ const SAME_ID_LIMIT: usize = 16;
 /// Longest wait for written messages to reach the index.
 const DISPATCH_WAIT: Duration = Duration::from_millis(500);
 
-/// A checked `QueryMessagesRequest`.
-#[derive(Debug, Clone)]
-pub(super) struct Query {
-    pub key: Option<String>,
+/// A message query by key or store time, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    key: Option<String>,
     /// Stored at or after this time (ms since the epoch).
-    pub since_ms: Option<i64>,
+    since_ms: Option<i64>,
     /// Stored before this time (ms since the epoch).
-    pub until_ms: Option<i64>,
-    pub limit: usize,
+    until_ms: Option<i64>,
+    limit: usize,
 }
 
 impl Query {
-    /// Checks the request's numbers; the topic is checked by the caller.
-    pub fn from_pb(r: &pb::QueryMessagesRequest) -> std::result::Result<Self, Status> {
-        let limit = match r.max_messages {
+    /// Messages with `key` (any, if `None`) stored in
+    /// `since_ms..until_ms`, at most `max_messages` (0:
+    /// [`DEFAULT_MAX_MESSAGES`]).
+    pub fn new(
+        key: Option<String>,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+        max_messages: u32,
+    ) -> Result<Self> {
+        let limit = match max_messages {
             0 => DEFAULT_MAX_MESSAGES,
             n if n > MAX_MESSAGES => {
-                return Err(Status::invalid_argument(format!(
+                return Err(BrokerError::Invalid(format!(
                     "max_messages {n} is more than {MAX_MESSAGES}"
                 )));
             }
             n => n,
         };
-        if let (Some(since), Some(until)) = (r.since_ms, r.until_ms)
+        if let (Some(since), Some(until)) = (since_ms, until_ms)
             && until <= since
         {
-            return Err(Status::invalid_argument(format!(
+            return Err(BrokerError::Invalid(format!(
                 "until_ms ({until}) must be later than since_ms ({since})"
             )));
         }
-        if r.key.as_deref() == Some("") {
-            return Err(Status::invalid_argument("key must not be empty"));
+        if key.as_deref() == Some("") {
+            return Err(BrokerError::Invalid("key must not be empty".into()));
         }
         Ok(Self {
-            key: r.key.clone(),
-            since_ms: r.since_ms,
-            until_ms: r.until_ms,
+            key,
+            since_ms,
+            until_ms,
             limit: limit as usize,
         })
     }
@@ -82,7 +90,7 @@ fn settle(store: &Store) {
 }
 
 /// The messages stored with `message_id`, oldest first.
-pub(super) fn by_id(store: &Store, message_id: &str) -> Result<Vec<StoredMessage>> {
+fn by_id(store: &Store, message_id: &str) -> Result<Vec<StoredMessage>> {
     settle(store);
     let mut found = store.find_by_message_id(message_id, SAME_ID_LIMIT)?;
     found.sort_by_key(|m| (m.store_timestamp_ms, m.position));
@@ -91,11 +99,7 @@ pub(super) fn by_id(store: &Store, message_id: &str) -> Result<Vec<StoredMessage
 
 /// The messages of `topic` matching `q`, oldest first, and whether more
 /// matched (or, for a key with a time range, may match) than are returned.
-pub(super) fn find(
-    store: &Store,
-    topic: &TopicConfig,
-    q: &Query,
-) -> Result<(Vec<StoredMessage>, bool)> {
+fn find(store: &Store, topic: &TopicConfig, q: &Query) -> Result<(Vec<StoredMessage>, bool)> {
     settle(store);
     let name = topic.name().as_str();
     let (mut found, mut truncated) = match &q.key {
@@ -187,20 +191,18 @@ fn by_time(
     Ok((found, truncated))
 }
 
-/// A stored message as the admin protocol carries it.
-pub(super) fn to_pb(m: StoredMessage) -> pb::StoredMessage {
-    let msg = m.message;
-    pb::StoredMessage {
-        message_id: msg.message_id,
-        topic: msg.topic.to_string(),
-        queue_id: i32::try_from(msg.queue_id).unwrap_or(i32::MAX),
-        queue_offset: m.queue_offset,
-        store_timestamp_ms: m.store_timestamp_ms,
-        born_timestamp_ms: msg.born_timestamp_ms,
-        tag: msg.tag,
-        keys: msg.keys,
-        properties: msg.properties.into_iter().collect(),
-        body: msg.body,
-        commit_log_offset: m.position,
+impl Consume {
+    /// The messages stored with `message_id`, oldest first.
+    pub async fn message(&self, message_id: String) -> Result<Vec<StoredMessage>> {
+        let store = Arc::clone(&self.store);
+        blocking(move || by_id(&store, &message_id)).await
+    }
+
+    /// The messages of `topic` matching `q`, oldest first, and whether
+    /// more matched than are returned.
+    pub async fn query(&self, topic: &str, q: Query) -> Result<(Vec<StoredMessage>, bool)> {
+        let topic = self.registry.topic(topic)?;
+        let store = Arc::clone(&self.store);
+        blocking(move || find(&store, &topic, &q)).await
     }
 }

@@ -3,7 +3,7 @@
 //! cause redelivery, and stops when it is gone, so its messages come back.
 //!
 //! A receive with `auto_renew` and no invisible duration leases for
-//! [`super::ServiceConfig::auto_renew_invisible`] (default 60 s) and
+//! [`super::ConsumeConfig::auto_renew_invisible`] (default 60 s) and
 //! registers the handles under the client's id. Every third of that time
 //! the broker extends the lease of each registered handle of a live client
 //! to a full period again, keeping the handle (the client acks with it).
@@ -15,8 +15,10 @@
 //! memory only: after a broker restart the leases simply run out.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::BrokerError;
 use crate::pop::Pop;
@@ -56,9 +58,7 @@ impl Renewals {
     }
 
     fn clients(&self) -> MutexGuard<'_, HashMap<String, ClientState>> {
-        self.clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.clients.lock()
     }
 
     /// The lease of an auto-renewed delivery.

@@ -1,0 +1,234 @@
+//! The read path without a gRPC server: receive with long polling and
+//! its wake-ups, settling, pull and offsets, lag.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use super::*;
+use crate::meta::{MessageType, Permission, TopicConfig};
+use crate::pop::PopConfig;
+use crate::testutil::{message, open_store};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    consume: Arc<Consume>,
+    wakers: Arc<Wakers>,
+    closing: Closing,
+}
+
+/// A store with the topic `t` (2 queues), and the read path over it.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let registry = Arc::new(Registry::open(&dir.path().join("meta")).unwrap());
+    let t = TopicConfig::new(
+        TopicName::new("t").unwrap(),
+        2,
+        MessageType::Normal,
+        Permission::ReadWrite,
+    )
+    .unwrap();
+    registry.create_topic(t).unwrap();
+    let pop = Arc::new(
+        Pop::open(
+            PopConfig::new(dir.path().join("pop")),
+            Arc::clone(&store),
+            Arc::clone(&registry),
+        )
+        .unwrap(),
+    );
+    let wakers = Arc::new(Wakers::default());
+    let closing = Closing::default();
+    let consume = Arc::new(Consume::new(
+        Arc::clone(&store),
+        registry,
+        pop,
+        Arc::new(Metrics::new()),
+        Arc::clone(&wakers),
+        Duration::from_secs(60),
+        closing.clone(),
+    ));
+    Fixture {
+        _dir: dir,
+        store,
+        consume,
+        wakers,
+        closing,
+    }
+}
+
+fn receive(poll: Duration) -> Receive {
+    Receive {
+        client: "c".into(),
+        group: GroupName::new("g").unwrap(),
+        topic: TopicName::new("t").unwrap(),
+        filter: Filter::ALL,
+        batch: 10,
+        invisible_ms: None,
+        auto_renew: false,
+        poll,
+    }
+}
+
+fn append(store: &Store, id: &str, queue: u32) {
+    let mut m = message("t", id);
+    m.queue_id = queue;
+    store.append(&[m]).unwrap();
+    assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(10)));
+}
+
+#[tokio::test]
+async fn a_receive_gets_messages_of_every_queue_and_acks_them() {
+    let f = fixture();
+    append(&f.store, "a", 0);
+    append(&f.store, "b", 1);
+    let got = f.consume.receive(receive(Duration::ZERO)).await.unwrap();
+    let mut ids: Vec<_> = got
+        .deliveries
+        .iter()
+        .map(|d| d.message.message.message_id.clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b"]);
+    let handles = got.deliveries.iter().map(|d| d.receipt.clone()).collect();
+    let (g, t) = (GroupName::new("g").unwrap(), TopicName::new("t").unwrap());
+    let acked = f.consume.ack(&g, &t, handles).await;
+    assert!(acked.iter().all(Result::is_ok), "{acked:?}");
+    // Acked twice: the handles are stale now.
+    let again = f
+        .consume
+        .ack(&g, &t, vec![got.deliveries[0].receipt.clone()])
+        .await;
+    assert!(matches!(
+        again[0],
+        Err(BrokerError::InvalidReceiptHandle(_))
+    ));
+    // A handle checked against another topic than it was issued for.
+    let other = TopicName::new("u").unwrap();
+    let wrong = f
+        .consume
+        .change_invisible(&g, &other, got.deliveries[1].receipt.clone(), 1000)
+        .await;
+    assert!(wrong.is_err());
+}
+
+#[tokio::test]
+async fn a_waiting_receive_wakes_when_its_topic_does_and_ends_on_close() {
+    let f = fixture();
+    let c = Arc::clone(&f.consume);
+    let waiting = tokio::spawn(async move { c.receive(receive(Duration::from_secs(20))).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    append(&f.store, "late", 0);
+    // The store has no listener in this fixture: the wake-up is explicit.
+    f.wakers.wake("t");
+    let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken long before the polling time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.deliveries.len(), 1);
+    let c = Arc::clone(&f.consume);
+    let waiting = tokio::spawn(async move { c.receive(receive(Duration::from_secs(20))).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.closing.close();
+    let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("a close ends the wait")
+        .unwrap()
+        .unwrap();
+    assert!(got.deliveries.is_empty());
+}
+
+#[tokio::test]
+async fn invisible_durations_must_be_positive() {
+    let f = fixture();
+    let r = Receive {
+        invisible_ms: Some(0),
+        ..receive(Duration::ZERO)
+    };
+    let e = f.consume.receive(r).await.unwrap_err();
+    assert!(matches!(e, BrokerError::InvisibleTime(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn pull_reads_from_an_offset_and_keeps_offsets() {
+    let f = fixture();
+    for id in ["a", "b", "c"] {
+        append(&f.store, id, 1);
+    }
+    let pull = |offset| Pull {
+        group: GroupName::new("puller").unwrap(),
+        topic: TopicName::new("t").unwrap(),
+        queue: 1,
+        offset,
+        batch: 2,
+        filter: Filter::ALL,
+        poll: Duration::ZERO,
+    };
+    match f.consume.pull(pull(1)).await.unwrap() {
+        Pulled::Messages { messages, next } => {
+            assert_eq!(messages.len(), 2);
+            assert_eq!(next, 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        f.consume.pull(pull(3)).await.unwrap(),
+        Pulled::Nothing { next: 3 }
+    ));
+    assert!(matches!(
+        f.consume.pull(pull(9)).await.unwrap(),
+        Pulled::OutOfRange { queue: 1, next: 3 }
+    ));
+    assert!(matches!(
+        f.consume.pull(pull(-1)).await,
+        Err(BrokerError::IllegalOffset(_))
+    ));
+    let bad_queue = Pull {
+        queue: 2,
+        ..pull(0)
+    };
+    assert!(matches!(
+        f.consume.pull(bad_queue).await,
+        Err(BrokerError::Invalid(_))
+    ));
+    let (g, t) = (
+        GroupName::new("puller").unwrap(),
+        TopicName::new("t").unwrap(),
+    );
+    f.consume.set_offset(g.clone(), &t, 1, 2).await.unwrap();
+    assert_eq!(f.consume.offset(&g, &t, 1).unwrap(), 2);
+    assert!(matches!(
+        f.consume.set_offset(g.clone(), &t, 1, 4).await,
+        Err(BrokerError::IllegalOffset(_))
+    ));
+    assert!(matches!(
+        f.consume.offset(&g, &t, 0),
+        Err(BrokerError::OffsetNotFound(_))
+    ));
+    assert_eq!(
+        f.consume
+            .find_offset(&t, 1, OffsetPolicy::End)
+            .await
+            .unwrap(),
+        3
+    );
+    let lag = f.consume.lag("puller");
+    assert_eq!(lag.len(), 1);
+    let q = &lag[0].queues[0];
+    assert_eq!((q.queue_id, q.consumer_offset, q.lag), (1, 2, 1));
+}
+
+#[tokio::test]
+async fn a_queue_consumed_by_receives_refuses_a_new_offset() {
+    let f = fixture();
+    append(&f.store, "a", 0);
+    let got = f.consume.receive(receive(Duration::ZERO)).await.unwrap();
+    assert_eq!(got.deliveries.len(), 1);
+    let (g, t) = (GroupName::new("g").unwrap(), TopicName::new("t").unwrap());
+    assert!(matches!(
+        f.consume.set_offset(g, &t, 0, 0).await,
+        Err(BrokerError::Precondition(_))
+    ));
+}
