@@ -1,15 +1,11 @@
-//! The command line: every flag, its default and its environment variable.
+//! The command line: the `tern` command, its global flags and its
+//! subcommands. The flags of each subcommand, their defaults and their
+//! environment variables are declared with it (`server`, `admin`).
 //!
 //! This module only describes and parses arguments; the commands themselves
 //! live in their own modules.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-/// Default data directory of `tern standalone` and `tern broker`.
-pub const DEFAULT_DATA_DIR: &str = "./tern-data";
-
-/// Default gRPC listen address of `tern standalone` and `tern broker`.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
 
 /// Long help of `tern standalone`.
 const STANDALONE_LONG_ABOUT: &str = "Run a single-node Tern broker in the foreground.\n\n\
@@ -95,43 +91,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// The flush policy, as chosen on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Flush {
-    /// Flush in the background; a crash may lose the last unflushed writes.
-    Async,
-    /// Flush before a write is acknowledged.
-    Sync,
-}
-
-impl From<Flush> for tern_store::FlushPolicy {
-    fn from(flush: Flush) -> Self {
-        match flush {
-            Flush::Async => Self::Async,
-            Flush::Sync => Self::Sync,
-        }
-    }
-}
-
-/// Checks that a listen address has the shape `HOST:PORT` (an IPv6 host in
-/// brackets: `[::1]:8081`). The host is resolved only when it is bound.
-pub(crate) fn parse_listen(value: &str) -> Result<String, String> {
-    let (host, port) = value
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{value}` is not HOST:PORT"))?;
-    if host.is_empty() {
-        return Err(format!("`{value}` has no host"));
-    }
-    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
-        return Err(format!(
-            "`{value}`: write an IPv6 address in brackets, as [::1]:8081"
-        ));
-    }
-    port.parse::<u16>()
-        .map_err(|_| format!("`{port}` is not a port number (0 to 65535)"))?;
-    Ok(value.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -170,7 +129,7 @@ mod tests {
         };
         assert_eq!(args.node.data_dir, Some(PathBuf::from("/tmp/d")));
         assert_eq!(args.node.listen.as_deref(), Some("[::1]:9000"));
-        assert_eq!(args.node.flush, Some(Flush::Sync));
+        assert_eq!(args.node.flush, Some(crate::server::node::Flush::Sync));
         assert_eq!(args.node.store_max_body_bytes, Some(77));
         assert_eq!(
             args.node.transaction_default_resolution,
@@ -194,21 +153,6 @@ mod tests {
                 "{flag:?}"
             );
             assert!(Cli::try_parse_from(["tern", "broker"].into_iter().chain(flag)).is_ok());
-        }
-    }
-
-    #[test]
-    fn listen_addresses() {
-        for good in [
-            "127.0.0.1:8081",
-            "localhost:0",
-            "[::]:65535",
-            "broker-0.tern:8081",
-        ] {
-            assert_eq!(parse_listen(good).as_deref(), Ok(good), "{good}");
-        }
-        for bad in ["8081", ":8081", "host:", "host:65536", "host:x", "::1:8081"] {
-            assert!(parse_listen(bad).is_err(), "{bad} should be rejected");
         }
     }
 }

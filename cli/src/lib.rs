@@ -8,6 +8,8 @@ pub mod args;
 mod logging;
 mod server;
 mod standalone;
+#[cfg(test)]
+mod tests;
 
 pub use args::Cli;
 use args::Command;

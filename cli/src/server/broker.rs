@@ -9,9 +9,9 @@ use tern_broker::{Broker, BrokerConfig};
 use tracing::info;
 
 use super::Shutdown;
+use super::addr::parse_listen;
 use super::config::check_address;
 use super::node::NodeArgs;
-use crate::args::parse_listen;
 
 /// Arguments of `tern broker`: those of a node (shared with
 /// `tern standalone`) and the cluster ones. Every one is optional: unset,

@@ -16,8 +16,8 @@
 //! (clap reads both), the file, the default. Every value here is optional;
 //! a key left unset everywhere keeps the default of the config type it
 //! lands in (`tern_broker::BrokerConfig`, `tern_store::StoreConfig`,
-//! `tern_nameserver::NameserverConfig`) or of `crate::args` for the data
-//! directory and listen addresses; `docs/configuration.md` lists them all.
+//! `tern_nameserver::NameserverConfig`) or of `node` and `nameserver` for
+//! the data directory and listen addresses; `docs/configuration.md` lists them all.
 
 use std::path::{Path, PathBuf};
 
@@ -132,7 +132,7 @@ fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<T> {
 
 /// Checks that `value`, the setting `key`, has the shape `HOST:PORT`.
 pub(crate) fn check_address(key: &str, value: &str) -> anyhow::Result<()> {
-    crate::args::parse_listen(value).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+    super::addr::parse_listen(value).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
     Ok(())
 }
 

@@ -9,8 +9,8 @@ use tern_nameserver::{Nameserver, NameserverConfig};
 use tracing::info;
 
 use super::Shutdown;
+use super::addr::parse_listen;
 use super::config::{NameserverFile, check_address, load};
-use crate::args::parse_listen;
 
 /// Default gRPC listen address of `tern nameserver` (RocketMQ's name
 /// server port).

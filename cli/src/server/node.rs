@@ -6,12 +6,36 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tern_broker::BrokerConfig;
 use tern_store::StoreConfig;
 
+use super::addr::parse_listen;
 use super::config::{BrokerFile, check_address, load};
-use crate::args::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, Flush, parse_listen};
+
+/// Default data directory of `tern standalone` and `tern broker`.
+pub const DEFAULT_DATA_DIR: &str = "./tern-data";
+
+/// Default gRPC listen address of `tern standalone` and `tern broker`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
+
+/// The flush policy, as chosen on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Flush {
+    /// Flush in the background; a crash may lose the last unflushed writes.
+    Async,
+    /// Flush before a write is acknowledged.
+    Sync,
+}
+
+impl From<Flush> for tern_store::FlushPolicy {
+    fn from(flush: Flush) -> Self {
+        match flush {
+            Flush::Async => Self::Async,
+            Flush::Sync => Self::Sync,
+        }
+    }
+}
 
 /// Arguments of a broker node. Every one is optional: unset, it comes from
 /// the environment variable named, then the `--config` file, then the
