@@ -1,9 +1,8 @@
 //! The name server's HTTP port: `/healthz` (200 while the process runs),
 //! `/readyz` (200 while the gRPC services serve, 503 before and while
-//! shutting down) and `/metrics` (Prometheus text: live brokers and
-//! routed topics).
+//! shutting down) and `/metrics` (Prometheus text, see `metrics`: live
+//! brokers, routed topics, time since each broker was heard from).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -15,11 +14,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::metrics::{self, Metrics};
 use crate::registry::Registry;
 
 #[derive(Debug, Clone)]
 struct HttpState {
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
 }
 
@@ -34,7 +35,11 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(HttpState { registry, ready });
+        .with_state(HttpState {
+            registry,
+            metrics: Arc::new(Metrics::new()),
+            ready,
+        });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -49,49 +54,6 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
-    let brokers = s.registry.brokers(Instant::now());
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP tern_nameserver_brokers Live brokers registered with this name server.\n\
-         # TYPE tern_nameserver_brokers gauge\n\
-         tern_nameserver_brokers {}",
-        brokers.len()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP tern_nameserver_topics Topics served by at least one registered broker.\n\
-         # TYPE tern_nameserver_topics gauge\n\
-         tern_nameserver_topics {}",
-        s.registry.topic_count()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP tern_nameserver_broker_last_seen_seconds Time since each broker's last \
-         registration or heartbeat.\n\
-         # TYPE tern_nameserver_broker_last_seen_seconds gauge"
-    );
-    for b in brokers {
-        let _ = writeln!(
-            out,
-            "tern_nameserver_broker_last_seen_seconds{{cluster=\"{}\",broker=\"{}\"}} {:.3}",
-            escape(&b.cluster),
-            escape(&b.name),
-            b.last_seen.as_secs_f64()
-        );
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-}
-
-/// A Prometheus label value, escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    let text = s.metrics.scrape(&s.registry, Instant::now());
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
 }

@@ -29,6 +29,7 @@ mod convert;
 pub mod error;
 pub mod http;
 mod messaging;
+mod metrics;
 pub mod registry;
 mod server;
 mod service;

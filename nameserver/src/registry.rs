@@ -8,9 +8,9 @@
 //! routes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tern_model::{GroupName, TopicName};
 use tern_protocol::admin::{MessageType, Permission};
 use tern_protocol::settings::GroupPolicy;
@@ -264,14 +264,12 @@ impl Registry {
         now.saturating_duration_since(b.last_seen) > self.expiry
     }
 
-    // A panic under these locks cannot leave the maps half updated (the
-    // code under them does not panic), so poisoning is ignored.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write()
     }
 }
 
