@@ -19,9 +19,10 @@
 //! the caller can fall back to the local route.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tern_model::TopicName;
 use tern_protocol::admin;
 use tern_protocol::nameserver::register_broker_request::Part;
@@ -280,12 +281,35 @@ impl Member {
     }
 }
 
-/// Doubling from 500 ms, at most the heartbeat interval or 10 s.
+/// The wait after `failures` failed registrations in a row: between half
+/// of [`retry_ceiling`] and all of it, at random ("equal jitter"), so that
+/// brokers that lost the same name server do not all come back to it in
+/// step.
 fn retry_delay(failures: u32, heartbeat: Duration) -> Duration {
+    // Without OS randomness, the ceiling: slower, never sooner.
+    let random = getrandom::u64().unwrap_or(u64::MAX);
+    equal_jitter(retry_ceiling(failures, heartbeat), random)
+}
+
+/// Doubling from 500 ms, at most the heartbeat interval or 10 s.
+fn retry_ceiling(failures: u32, heartbeat: Duration) -> Duration {
     let delay = CHECK_INTERVAL.saturating_mul(1 << failures.min(6));
     delay
         .min(heartbeat.max(CHECK_INTERVAL))
         .min(MAX_RETRY_DELAY)
+}
+
+/// Half of `ceiling`, plus a share of the other half that `random` picks
+/// uniformly (to the nanosecond): `0` gives the half, `u64::MAX` the whole.
+fn equal_jitter(ceiling: Duration, random: u64) -> Duration {
+    let half = ceiling / 2;
+    let span = u64::try_from((ceiling - half).as_nanos()).unwrap_or(u64::MAX);
+    let extra = if random == u64::MAX || span == u64::MAX {
+        span
+    } else {
+        random % (span + 1)
+    };
+    half + Duration::from_nanos(extra)
 }
 
 /// The messages of one registration: the header, then the chunks.
@@ -451,7 +475,7 @@ impl ClusterRoutes {
             return None;
         }
         let routes = Arc::new(found);
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.cache.lock();
         if cache.len() >= CACHE_PRUNE_AT {
             cache.retain(|_, (at, _)| at.elapsed() < ROUTE_CACHE_TTL);
         }
@@ -460,7 +484,7 @@ impl ClusterRoutes {
     }
 
     fn cached(&self, topic: &str) -> Option<Cached> {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let cache = self.cache.lock();
         cache.get(topic).map(|(at, r)| (*at, Arc::clone(r)))
     }
 }
@@ -524,14 +548,57 @@ mod tests {
     }
 
     #[test]
-    fn retry_delays_grow_and_stay_bounded() {
+    fn retry_ceilings_grow_and_stay_bounded() {
         let hb = Duration::from_secs(30);
-        assert_eq!(retry_delay(1, hb), Duration::from_secs(1));
-        assert_eq!(retry_delay(2, hb), Duration::from_secs(2));
-        assert_eq!(retry_delay(20, hb), MAX_RETRY_DELAY);
+        assert_eq!(retry_ceiling(1, hb), Duration::from_secs(1));
+        assert_eq!(retry_ceiling(2, hb), Duration::from_secs(2));
+        assert_eq!(retry_ceiling(20, hb), MAX_RETRY_DELAY);
         assert_eq!(
-            retry_delay(20, Duration::from_secs(1)),
+            retry_ceiling(20, Duration::from_secs(1)),
             Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn jitter_spans_the_upper_half() {
+        let c = Duration::from_secs(2);
+        assert_eq!(equal_jitter(c, 0), Duration::from_secs(1));
+        assert_eq!(equal_jitter(c, u64::MAX), c);
+        assert_eq!(equal_jitter(c, 1_000_000_000), c);
+        assert_eq!(equal_jitter(c, 1_000_000_001), Duration::from_secs(1));
+        assert_eq!(equal_jitter(c, 250_000_000), Duration::from_millis(1250));
+        assert_eq!(equal_jitter(Duration::ZERO, 12345), Duration::ZERO);
+        let odd = Duration::from_nanos(3);
+        assert_eq!(equal_jitter(odd, 0), Duration::from_nanos(1));
+        assert_eq!(equal_jitter(odd, u64::MAX), odd);
+    }
+
+    /// With real randomness: every delay lies in the upper half of its
+    /// ceiling, so while the ceiling doubles each delay is at least the
+    /// one before; and the delays do vary.
+    #[test]
+    fn retry_delays_stay_in_their_bounds_and_grow() {
+        for hb in [Duration::from_secs(30), Duration::from_secs(1)] {
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..200 {
+                let mut previous = Duration::ZERO;
+                for failures in 1..=20 {
+                    let ceiling = retry_ceiling(failures, hb);
+                    let delay = retry_delay(failures, hb);
+                    assert!(
+                        ceiling / 2 <= delay && delay <= ceiling,
+                        "{failures} failures: {delay:?} outside [{:?}, {ceiling:?}]",
+                        ceiling / 2
+                    );
+                    if ceiling == retry_ceiling(failures - 1, hb) * 2 {
+                        assert!(delay >= previous, "{failures}: {delay:?} < {previous:?}");
+                    }
+                    assert!(delay <= MAX_RETRY_DELAY && delay <= hb.max(CHECK_INTERVAL));
+                    previous = delay;
+                    seen.insert(delay);
+                }
+            }
+            assert!(seen.len() > 100, "only {} distinct delays", seen.len());
+        }
     }
 }
