@@ -10,10 +10,14 @@
 //!   access point, send N messages spread over both brokers and receive and
 //!   ack each exactly once, with a simple consumer and (Python) a push
 //!   consumer (each skipped, saying so, when `scripts/test` did not provide
-//!   the SDK: TERN_PYTHON, TERN_GO_SDK_BIN);
+//!   the SDK: TERN_PYTHON, TERN_GO_SDK_BIN; failed under TERN_REQUIRE_SDKS);
 //! - a broker with 100,000 topics registers with a name server, and the
 //!   route of the last topic resolves.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+// Shared with the `sdk_*` tests; this one uses only `sdk`.
+#[allow(dead_code)]
+mod sdk_support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -437,8 +441,7 @@ fn routes_span_brokers_survive_a_nameserver_restart_and_expire() {
 
 #[test]
 fn python_sdk_through_a_nameserver() {
-    let Ok(python) = std::env::var("TERN_PYTHON") else {
-        eprintln!("TERN_PYTHON is not set (scripts/test sets it): Python cluster test not run");
+    let Some(python) = sdk_support::sdk("TERN_PYTHON", "Python cluster test") else {
         return;
     };
     let c = Cluster::start("sdk-cluster-py");
@@ -458,8 +461,7 @@ fn python_sdk_through_a_nameserver() {
 /// `routes_span_brokers_survive_a_nameserver_restart_and_expire`.)
 #[test]
 fn python_push_consumer_through_a_nameserver() {
-    let Ok(python) = std::env::var("TERN_PYTHON") else {
-        eprintln!("TERN_PYTHON is not set (scripts/test sets it): Python cluster test not run");
+    let Some(python) = sdk_support::sdk("TERN_PYTHON", "Python push cluster test") else {
         return;
     };
     let c = Cluster::start("sdk-cluster-push");
@@ -486,8 +488,7 @@ fn python_push_consumer_through_a_nameserver() {
 
 #[test]
 fn go_sdk_through_a_nameserver() {
-    let Ok(bin) = std::env::var("TERN_GO_SDK_BIN") else {
-        eprintln!("TERN_GO_SDK_BIN is not set (scripts/test sets it): Go cluster test not run");
+    let Some(bin) = sdk_support::sdk("TERN_GO_SDK_BIN", "Go cluster test") else {
         return;
     };
     let c = Cluster::start("sdk-cluster-go");

@@ -239,11 +239,11 @@ fn delayed_and_half_messages_retried_after_kill_9_are_parked_once() {
 /// The official Python SDK's own retry after a lost answer, for a normal,
 /// a delayed and a transactional message: see `sdk/python_dedup.py`.
 /// `scripts/test` installs the SDK and sets `TERN_PYTHON`; without it
-/// this test says so and does not run.
+/// this test says so and does not run. Under `TERN_REQUIRE_SDKS=1`
+/// (set by `scripts/test`) a missing SDK fails the test instead.
 #[test]
 fn python_sdk_retries_after_a_lost_answer_get_the_original_results() {
-    let Ok(python) = std::env::var("TERN_PYTHON") else {
-        eprintln!("TERN_PYTHON is not set (scripts/test sets it): Python dedup test not run");
+    let Some(python) = sdk_support::sdk("TERN_PYTHON", "Python dedup test") else {
         return;
     };
     let tern = Standalone::start();

@@ -2,7 +2,8 @@
 //! against a real `tern standalone`: each must exit 0 and say `OK:`.
 //!
 //! `scripts/test` sets `TERN_PYTHON` to a virtualenv holding the SDK;
-//! without it this test says so and does not run.
+//! without it this test says so and does not run. Under `TERN_REQUIRE_SDKS=1`
+//! (set by `scripts/test`) a missing SDK fails the test instead.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod sdk_support;
@@ -14,8 +15,7 @@ use sdk_support::Standalone;
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 
 fn example(name: &str) {
-    let Ok(python) = std::env::var("TERN_PYTHON") else {
-        eprintln!("TERN_PYTHON is not set (scripts/test sets it): example {name} not run");
+    let Some(python) = sdk_support::sdk("TERN_PYTHON", &format!("example {name}")) else {
         return;
     };
     let tern = Standalone::start();

@@ -15,7 +15,8 @@
 //!
 //! The SDK steps are `tests/sdk/python_scenarios.py`; `scripts/test` sets
 //! `TERN_PYTHON` to the interpreter of a virtualenv holding the SDK. Without
-//! it these tests say so and do not run.
+//! it these tests say so and do not run. Under `TERN_REQUIRE_SDKS=1`
+//! (set by `scripts/test`) a missing SDK fails the test instead.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod sdk_support;
@@ -34,12 +35,9 @@ use tern_protocol::admin::{CreateGroupRequest, Group};
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/python_scenarios.py");
 
+#[track_caller]
 fn python() -> Option<String> {
-    let python = std::env::var("TERN_PYTHON").ok();
-    if python.is_none() {
-        eprintln!("TERN_PYTHON is not set (scripts/test sets it): scenario test not run");
-    }
-    python
+    sdk_support::sdk("TERN_PYTHON", "scenario test")
 }
 
 /// `python python_scenarios.py ARGS...`, output captured.

@@ -6,7 +6,8 @@
 //! refused.
 //!
 //! `scripts/test` installs the SDK and sets `TERN_PYTHON`; without it this
-//! test says so and does not run.
+//! test says so and does not run. Under `TERN_REQUIRE_SDKS=1`
+//! (set by `scripts/test`) a missing SDK fails the test instead.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod sdk_support;
@@ -17,8 +18,7 @@ use sdk_support::{MessageType, Standalone};
 
 #[test]
 fn python_delayed_messages_survive_kill_9() {
-    let Ok(python) = std::env::var("TERN_PYTHON") else {
-        eprintln!("TERN_PYTHON is not set (scripts/test sets it): Python delay test not run");
+    let Some(python) = sdk_support::sdk("TERN_PYTHON", "Python delay test") else {
         return;
     };
     let mut tern = Standalone::start();

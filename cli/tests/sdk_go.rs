@@ -8,8 +8,10 @@
 //!
 //! `scripts/test` builds `tests/sdk/go/` (SDK version pinned by its go.mod
 //! and go.sum) into a cached binary and sets `TERN_GO_SDK_BIN` to it;
-//! without it these tests say so and do not run. The program's scenario is
-//! chosen by `TERN_GO_SCENARIO` (none: send and receive).
+//! without it these tests say so and do not run. Under `TERN_REQUIRE_SDKS=1`
+//! (set by `scripts/test`) a missing SDK fails the test instead. The
+//! program's scenario is chosen by `TERN_GO_SCENARIO` (none: send and
+//! receive).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod sdk_support;
@@ -18,14 +20,10 @@ use std::process::Command;
 
 use sdk_support::{MessageType, Standalone};
 
-/// The Go SDK program, or `None` (said on stderr) when `TERN_GO_SDK_BIN`
-/// is not set.
+/// The Go SDK program, or `None` to skip (see [`sdk_support::sdk`]).
+#[track_caller]
 fn go_sdk(what: &str) -> Option<String> {
-    let bin = std::env::var("TERN_GO_SDK_BIN").ok();
-    if bin.is_none() {
-        eprintln!("TERN_GO_SDK_BIN is not set (scripts/test sets it): Go {what} test not run");
-    }
-    bin
+    sdk_support::sdk("TERN_GO_SDK_BIN", &format!("Go {what} test"))
 }
 
 /// The Go SDK program running `scenario` with `args`.

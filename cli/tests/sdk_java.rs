@@ -10,8 +10,10 @@
 //! `scripts/test` builds `tests/sdk/java/` (SDK version pinned by its
 //! pom.xml) into a cached jar with its dependencies and sets
 //! `TERN_JAVA_SDK_JAR` to it; without it these tests say so and do not
-//! run. The jar's main class sends and receives; each other scenario is a
-//! class of its own (`tern.sdktest.Fifo`, `Delay`, `Sql`).
+//! run. Under `TERN_REQUIRE_SDKS=1` (set by `scripts/test`) a missing SDK
+//! fails the test instead. The jar's main class sends and receives; each
+//! other scenario is a class of its own (`tern.sdktest.Fifo`, `Delay`,
+//! `Sql`).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod sdk_support;
@@ -20,12 +22,10 @@ use std::process::Command;
 
 use sdk_support::{MessageType, Standalone};
 
+/// The Java SDK program's jar, or `None` to skip (see [`sdk_support::sdk`]).
+#[track_caller]
 fn java_jar() -> Option<String> {
-    let jar = std::env::var("TERN_JAVA_SDK_JAR").ok();
-    if jar.is_none() {
-        eprintln!("TERN_JAVA_SDK_JAR is not set (scripts/test sets it): Java SDK test not run");
-    }
-    jar
+    sdk_support::sdk("TERN_JAVA_SDK_JAR", "Java SDK test")
 }
 
 /// `java -cp <jar> tern.sdktest.<class> ARGS`: one scenario of the program.

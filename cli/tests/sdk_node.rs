@@ -7,7 +7,8 @@
 //!
 //! `scripts/test` installs the SDK (pinned by `tests/sdk/node/package.json`)
 //! into a cached directory and sets `TERN_NODE_SDK_DIR` to it; without it
-//! this test says so and does not run.
+//! this test says so and does not run. Under `TERN_REQUIRE_SDKS=1`
+//! (set by `scripts/test`) a missing SDK fails the test instead.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod sdk_support;
@@ -18,15 +19,11 @@ use std::process::{Command, Stdio};
 
 use sdk_support::{MessageType, Standalone};
 
-/// The SDK's `node_modules` and the `node` to run, or `None` (said on
-/// stderr) when `TERN_NODE_SDK_DIR` is not set.
+/// The SDK's `node_modules` and the `node` to run, or `None` to skip (see
+/// [`sdk_support::sdk`]).
+#[track_caller]
 fn node_sdk(what: &str) -> Option<(PathBuf, String)> {
-    let Ok(sdk_dir) = std::env::var("TERN_NODE_SDK_DIR") else {
-        eprintln!(
-            "TERN_NODE_SDK_DIR is not set (scripts/test sets it): Node.js {what} test not run"
-        );
-        return None;
-    };
+    let sdk_dir = sdk_support::sdk("TERN_NODE_SDK_DIR", &format!("Node.js {what} test"))?;
     let node = std::env::var("TERN_NODE").unwrap_or_else(|_| "node".to_owned());
     Some((Path::new(&sdk_dir).join("node_modules"), node))
 }

@@ -4,7 +4,8 @@
 //!
 //! `scripts/test` installs the SDK into a cached virtualenv and sets
 //! `TERN_PYTHON` to its interpreter; without it this test says so and does
-//! not run.
+//! not run. Under `TERN_REQUIRE_SDKS=1`
+//! (set by `scripts/test`) a missing SDK fails the test instead.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod sdk_support;
@@ -15,8 +16,7 @@ use sdk_support::Standalone;
 
 #[test]
 fn python_producer_and_simple_consumer() {
-    let Ok(python) = std::env::var("TERN_PYTHON") else {
-        eprintln!("TERN_PYTHON is not set (scripts/test sets it): Python SDK test not run");
+    let Some(python) = sdk_support::sdk("TERN_PYTHON", "Python SDK test") else {
         return;
     };
     let tern = Standalone::start();

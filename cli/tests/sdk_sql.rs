@@ -6,7 +6,8 @@
 //!
 //! `scripts/test` installs the SDK into a cached virtualenv and sets
 //! `TERN_PYTHON` to its interpreter; without it this test says so and does
-//! not run.
+//! not run. Under `TERN_REQUIRE_SDKS=1`
+//! (set by `scripts/test`) a missing SDK fails the test instead.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod sdk_support;
@@ -17,8 +18,7 @@ use sdk_support::Standalone;
 
 #[test]
 fn python_simple_consumer_with_sql_filters() {
-    let Ok(python) = std::env::var("TERN_PYTHON") else {
-        eprintln!("TERN_PYTHON is not set (scripts/test sets it): Python SQL filter test not run");
+    let Some(python) = sdk_support::sdk("TERN_PYTHON", "Python SQL filter test") else {
         return;
     };
     let tern = Standalone::start();

@@ -13,7 +13,8 @@
 //!
 //! `scripts/test` installs the SDKs (into `~/.cache/tern/`) and sets
 //! `TERN_PYTHON`, `TERN_GO_SDK_BIN` and `TERN_JAVA_SDK_JAR`; without one
-//! its tests say so and do not run.
+//! its tests say so and do not run. Under `TERN_REQUIRE_SDKS=1`
+//! (set by `scripts/test`) a missing SDK fails the test instead.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod sdk_support;
@@ -48,12 +49,9 @@ fn script(python: &str, tern: &Standalone, args: &[&str]) -> Command {
     c
 }
 
+#[track_caller]
 fn python() -> Option<String> {
-    let p = std::env::var("TERN_PYTHON").ok();
-    if p.is_none() {
-        eprintln!("TERN_PYTHON is not set (scripts/test sets it): Python transaction test not run");
-    }
-    p
+    sdk_support::sdk("TERN_PYTHON", "Python transaction test")
 }
 
 #[test]
@@ -141,8 +139,7 @@ fn python_orphan_nobody_answers_ends_by_the_default_resolution() {
 
 #[test]
 fn go_commit_rollback_and_a_checked_orphan() {
-    let Ok(bin) = std::env::var("TERN_GO_SDK_BIN") else {
-        eprintln!("TERN_GO_SDK_BIN is not set (scripts/test sets it): Go transaction test not run");
+    let Some(bin) = sdk_support::sdk("TERN_GO_SDK_BIN", "Go transaction test") else {
         return;
     };
     let tern = start(&QUICK_CHECKS, "sdk-go-txn", 2);
@@ -158,10 +155,7 @@ fn go_commit_rollback_and_a_checked_orphan() {
 
 #[test]
 fn java_commit_rollback_and_a_checked_orphan() {
-    let Ok(jar) = std::env::var("TERN_JAVA_SDK_JAR") else {
-        eprintln!(
-            "TERN_JAVA_SDK_JAR is not set (scripts/test sets it): Java transaction test not run"
-        );
+    let Some(jar) = sdk_support::sdk("TERN_JAVA_SDK_JAR", "Java transaction test") else {
         return;
     };
     let tern = start(&QUICK_CHECKS, "sdk-java-txn", 2);

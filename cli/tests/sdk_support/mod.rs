@@ -1,8 +1,11 @@
-//! Shared set-up for the official-SDK interoperability tests (`sdk_*.rs`):
-//! a real `tern standalone` process on a free port, topics created through
-//! the admin API, and a runner that checks a client script's verdict line.
+//! Shared set-up for the official-SDK interoperability tests (`sdk_*.rs`
+//! and the SDK cases of the others): where `scripts/test` installed each
+//! SDK ([`sdk`]), a real `tern standalone` process on a free port, topics
+//! created through the admin API, and a runner that checks a client
+//! script's verdict line.
 // Each test crate includes this module and uses only part of it.
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -14,6 +17,54 @@ use tern_protocol::admin::tern_admin_client::TernAdminClient;
 use tern_protocol::admin::{CreateTopicRequest, Permission, Topic};
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
+
+/// Set (to anything but empty or `0`) by `scripts/test`: an SDK that is
+/// missing fails its tests instead of skipping them.
+const REQUIRE_SDKS: &str = "TERN_REQUIRE_SDKS";
+
+/// The SDK that `variable` (`TERN_PYTHON`, `TERN_NODE_SDK_DIR`,
+/// `TERN_GO_SDK_BIN`, `TERN_JAVA_SDK_JAR`) names, for the test described by
+/// `what`; `None` when the test is to be skipped.
+///
+/// `scripts/test` installs every SDK and sets these variables. When one is
+/// unset or names a file that does not exist (nor, for a bare command
+/// name, a program on `PATH`), the test is skipped with a `skipped:` line
+/// on standard error; under `TERN_REQUIRE_SDKS=1`, which `scripts/test`
+/// sets, it fails instead, so a broken install step cannot pass unseen.
+#[track_caller]
+pub fn sdk(variable: &str, what: &str) -> Option<String> {
+    let value = std::env::var(variable).ok().filter(|v| !v.is_empty());
+    let problem = match &value {
+        None => format!("{variable} is not set"),
+        Some(v) if !present(v) => format!("{variable}={v} does not exist"),
+        Some(v) => return Some(v.clone()),
+    };
+    let required = std::env::var(REQUIRE_SDKS).is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        !required,
+        "{what}: {problem}, and {REQUIRE_SDKS} is set, so this test may not be skipped; \
+         scripts/test installs the SDK under ~/.cache/tern and sets {variable}"
+    );
+    // Written to the process's standard error rather than with eprintln!,
+    // which the test harness would capture and hide for a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {what}: {problem} (scripts/test installs the SDK and sets it; \
+         {REQUIRE_SDKS}=1 makes this a failure)"
+    );
+    None
+}
+
+/// Whether `program` is a file, or a bare command name found on `PATH`.
+fn present(program: &str) -> bool {
+    let path = Path::new(program);
+    if path.exists() {
+        return true;
+    }
+    path.components().count() == 1
+        && std::env::var_os("PATH")
+            .is_some_and(|dirs| std::env::split_paths(&dirs).any(|d| d.join(path).is_file()))
+}
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
