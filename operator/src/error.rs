@@ -22,23 +22,25 @@ pub enum Error {
     /// Serializing an object failed.
     #[error("serializing: {0}")]
     Json(#[from] serde_json::Error),
-    /// A broker's admin API could not be reached.
+    /// A broker's admin endpoint is not a valid `host:port`.
     #[error("connecting to the broker admin API at {endpoint}: {source}")]
     Connect {
         /// The broker's `host:port`.
         endpoint: String,
-        /// What went wrong.
+        /// What is wrong with it.
         #[source]
-        source: tonic::transport::Error,
+        source: Box<tern_client::ClientError>,
     },
-    /// A broker's admin API answered with an error.
-    #[error("broker admin API at {endpoint}: {status}")]
+    /// A call to a broker's admin API failed: the broker could not be
+    /// reached, answered with an error, or the request was refused before
+    /// it was sent.
+    #[error("broker admin API at {endpoint}: {source}")]
     Admin {
         /// The broker's `host:port`.
         endpoint: String,
-        /// The gRPC status.
+        /// What went wrong.
         #[source]
-        status: Box<tonic::Status>,
+        source: Box<tern_client::ClientError>,
     },
     /// A finalizer could not be added, run or removed.
     #[error("finalizer: {0}")]

@@ -13,7 +13,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
-use tern_operator::controller::admin::GrpcAdmin;
+use tern_operator::controller::admin::AdminClients;
 use tern_operator::controller::{self, Context, Settings};
 use tern_operator::metrics::Metrics;
 
@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
-        admin: GrpcAdmin::default(),
+        admin: AdminClients::default(),
         settings: Settings {
             admin_endpoint_override: args.admin_endpoint.clone(),
             resync: Duration::from_secs(args.resync_secs.max(1)),

@@ -1,16 +1,17 @@
 //! The Topic and ConsumerGroup sync logic against a real broker: Tern's
 //! broker serving its admin API on a loopback port, reached through the
-//! operator's gRPC adapter. No Kubernetes is involved; the resources are
-//! built in memory as the API server would hand them over.
+//! operator's admin adapter (tern-client's `AdminClient`). No Kubernetes is
+//! involved; the resources are built in memory as the API server would hand
+//! them over.
 
 #[path = "support/broker.rs"]
 mod broker;
 
 use broker::RunningBroker;
-use tern_operator::controller::admin::{BrokerAdmin, GrpcAdmin};
+use tern_model::{MessageType, Permission};
+use tern_operator::controller::admin::{AdminClients, BrokerAdmin};
 use tern_operator::controller::managed::Managed;
 use tern_operator::controller::plan::{Action, BrokerGroup, BrokerTopic};
-use tern_operator::crd::topic::{MessageType, Permission};
 use tern_operator::crd::{ConsumerGroup, Topic};
 
 fn topic(queues: i32) -> Topic {
@@ -37,7 +38,7 @@ fn group(max_retries: i32) -> ConsumerGroup {
 async fn a_topic_is_created_kept_in_step_and_deleted() {
     let broker = RunningBroker::start().await;
     let ep = broker.endpoint();
-    let admin = GrpcAdmin::default();
+    let admin = AdminClients::default();
 
     let first = topic(8).sync(&admin, &ep).await.expect("sync");
     assert_eq!(first.action, Action::Create);
@@ -108,7 +109,7 @@ async fn a_topic_is_created_kept_in_step_and_deleted() {
 async fn a_consumer_group_is_created_kept_in_step_and_deleted() {
     let broker = RunningBroker::start().await;
     let ep = broker.endpoint();
-    let admin = GrpcAdmin::default();
+    let admin = AdminClients::default();
 
     assert_eq!(
         group(3).sync(&admin, &ep).await.expect("sync").action,
@@ -166,7 +167,7 @@ async fn an_unreachable_broker_is_an_error_not_a_missing_topic() {
         .local_addr()
         .expect("addr")
         .port();
-    let admin = GrpcAdmin::default();
+    let admin = AdminClients::default();
     let err = topic(8)
         .sync(&admin, &format!("127.0.0.1:{port}"))
         .await

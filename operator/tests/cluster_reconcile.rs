@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tern_operator::build;
 use tern_operator::build::names::ANNOTATION_TEMPLATE_HASH;
-use tern_operator::controller::admin::GrpcAdmin;
+use tern_operator::controller::admin::AdminClients;
 use tern_operator::controller::{Context, PAUSED_ANNOTATION, Settings, cluster};
 use tern_operator::crd::{BrokerCluster, BrokerClusterSpec};
 use tern_operator::metrics::Metrics;
@@ -92,7 +92,7 @@ async fn reconcile(cluster: BrokerCluster, stateful_sets: Vec<StatefulSet>) -> V
             },
         ),
         metrics: Arc::new(Metrics::new(&mut registry)),
-        admin: GrpcAdmin::default(),
+        admin: AdminClients::default(),
         settings: Settings::default(),
     });
     let reconcile = cluster::reconcile(Arc::new(cluster), ctx);

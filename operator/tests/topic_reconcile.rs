@@ -20,12 +20,12 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use tern_operator::controller::admin::{BrokerAdmin, GrpcAdmin};
+use tern_model::{MessageType, Permission};
+use tern_operator::controller::admin::{AdminClients, BrokerAdmin};
 use tern_operator::controller::managed::{self, ManagedContext};
 use tern_operator::controller::plan::BrokerTopic;
 use tern_operator::controller::{Context, Settings};
 use tern_operator::crd::Topic;
-use tern_operator::crd::topic::{MessageType, Permission};
 
 const FINALIZER: &str = "tern.dev/topic";
 
@@ -101,7 +101,7 @@ async fn reconcile(
             },
         ),
         metrics: Arc::new(tern_operator::metrics::Metrics::new(&mut registry)),
-        admin: GrpcAdmin::default(),
+        admin: AdminClients::default(),
         settings: Settings {
             admin_endpoint_override: Some(endpoint.to_owned()),
             resync: Duration::from_secs(60),
@@ -131,7 +131,7 @@ fn status(calls: &[Call]) -> Value {
     patch.body["status"].clone()
 }
 
-async fn stored(admin: &GrpcAdmin, endpoint: &str) -> Option<BrokerTopic> {
+async fn stored(admin: &AdminClients, endpoint: &str) -> Option<BrokerTopic> {
     admin
         .describe_topic(endpoint, "Orders")
         .await
@@ -156,7 +156,7 @@ async fn a_new_topic_gets_its_finalizer_before_anything_else() {
     assert_eq!(patch.content_type, "application/json-patch+json");
     assert!(patch.body.to_string().contains(FINALIZER), "{}", patch.body);
     assert_eq!(
-        stored(&GrpcAdmin::default(), &broker.endpoint()).await,
+        stored(&AdminClients::default(), &broker.endpoint()).await,
         None,
         "nothing in the broker yet"
     );
@@ -168,7 +168,7 @@ async fn a_topic_is_created_in_the_broker_and_reported_ready() {
     let broker = RunningBroker::start().await;
     let ep = broker.endpoint();
     let calls = reconcile(topic("orders", 1, 6, true), Vec::new(), true, &ep).await;
-    let t = stored(&GrpcAdmin::default(), &ep)
+    let t = stored(&AdminClients::default(), &ep)
         .await
         .expect("the topic exists");
     assert_eq!(
@@ -205,7 +205,7 @@ async fn the_younger_of_two_topics_for_one_name_reports_a_conflict() {
     );
     assert!(s.to_string().contains("orders-a"), "{s}");
     assert_eq!(
-        stored(&GrpcAdmin::default(), &broker.endpoint()).await,
+        stored(&AdminClients::default(), &broker.endpoint()).await,
         None,
         "the loser never touches the broker"
     );
@@ -235,7 +235,7 @@ async fn a_missing_cluster_is_reported() {
 async fn a_shrunk_topic_is_refused_and_the_broker_keeps_its_queues() {
     let broker = RunningBroker::start().await;
     let ep = broker.endpoint();
-    let admin = GrpcAdmin::default();
+    let admin = AdminClients::default();
     let existing = BrokerTopic {
         name: "Orders".to_owned(),
         queues: 8,
@@ -257,7 +257,7 @@ async fn a_shrunk_topic_is_refused_and_the_broker_keeps_its_queues() {
 async fn deleting_a_topic_deletes_it_from_the_broker_then_drops_the_finalizer() {
     let broker = RunningBroker::start().await;
     let ep = broker.endpoint();
-    let admin = GrpcAdmin::default();
+    let admin = AdminClients::default();
     let existing = BrokerTopic {
         name: "Orders".to_owned(),
         queues: 8,

@@ -2,20 +2,18 @@
 //! controllers need it, behind [`BrokerAdmin`] so the reconcile logic does
 //! not depend on the transport.
 //!
-//! [`GrpcAdmin`] uses tern-protocol's generated client directly; it can move
-//! to tern-client's `AdminClient` once that crate exists.
+//! [`AdminClients`] implements it with tern-client's [`AdminClient`].
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tern_protocol::admin as pb;
-use tern_protocol::admin::tern_admin_client::TernAdminClient;
-use tonic::transport::{Channel, Endpoint};
+use parking_lot::Mutex;
+use tern_client::{AdminClient, ClientError, Endpoints, GroupSpec, TopicSpec};
+use tern_model::{GroupName, TopicName};
 
 use super::plan::{BrokerGroup, BrokerTopic};
-use crate::crd::topic::{MessageType, Permission};
 use crate::error::{Error, Result};
 
 /// Topic and group operations on one broker, addressed as `host:port`.
@@ -63,221 +61,219 @@ pub trait BrokerAdmin: Send + Sync + 'static {
     fn delete_group(&self, endpoint: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// [`BrokerAdmin`] over gRPC, with one lazily connected channel per broker.
+/// How long connecting to a broker may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one admin call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// [`BrokerAdmin`] over tern-client's [`AdminClient`]: one client per
+/// broker, connected on first use and then kept (its channel reconnects by
+/// itself). A broker that cannot be reached fails the call, and the next
+/// call tries again.
 #[derive(Clone, Debug, Default)]
-pub struct GrpcAdmin {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+pub struct AdminClients {
+    clients: Arc<Mutex<HashMap<String, AdminClient>>>,
 }
 
-impl GrpcAdmin {
-    fn client(&self, endpoint: &str) -> Result<TernAdminClient<Channel>> {
-        let mut channels = self
-            .channels
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(ch) = channels.get(endpoint) {
-            return Ok(TernAdminClient::new(ch.clone()));
+impl AdminClients {
+    async fn client(&self, endpoint: &str) -> Result<AdminClient> {
+        let cached = self.clients.lock().get(endpoint).cloned();
+        if let Some(client) = cached {
+            return Ok(client);
         }
-        let ch = Endpoint::from_shared(format!("http://{endpoint}"))
-            .map_err(|source| Error::Connect {
-                endpoint: endpoint.to_owned(),
-                source,
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .connect_lazy();
-        channels.insert(endpoint.to_owned(), ch.clone());
-        Ok(TernAdminClient::new(ch))
+        let endpoints = Endpoints::parse(endpoint).map_err(|source| Error::Connect {
+            endpoint: endpoint.to_owned(),
+            source: Box::new(source),
+        })?;
+        let client = AdminClient::connect_with(&endpoints, CONNECT_TIMEOUT, CALL_TIMEOUT)
+            .await
+            .map_err(|e| admin_error(endpoint, e))?;
+        self.clients
+            .lock()
+            .insert(endpoint.to_owned(), client.clone());
+        Ok(client)
     }
 }
 
-fn admin_error(endpoint: &str, status: tonic::Status) -> Error {
+fn admin_error(endpoint: &str, source: ClientError) -> Error {
     Error::Admin {
         endpoint: endpoint.to_owned(),
-        status: Box::new(status),
+        source: Box::new(source),
     }
 }
 
 /// `Ok(None)` for NOT_FOUND, the error otherwise.
-fn found<T>(endpoint: &str, r: Result<T, tonic::Status>) -> Result<Option<T>> {
+fn found<T>(endpoint: &str, r: Result<T, ClientError>) -> Result<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-        Err(s) => Err(admin_error(endpoint, s)),
+        Err(e) if e.grpc_code() == Some(tonic::Code::NotFound) => Ok(None),
+        Err(e) => Err(admin_error(endpoint, e)),
     }
 }
 
-impl BrokerAdmin for GrpcAdmin {
+impl BrokerAdmin for AdminClients {
     async fn describe_topic(&self, endpoint: &str, name: &str) -> Result<Option<BrokerTopic>> {
-        let mut c = self.client(endpoint)?;
-        let r = c
-            .describe_topic(pb::DescribeTopicRequest {
-                name: name.to_owned(),
-            })
-            .await;
-        Ok(found(endpoint, r)?
-            .and_then(|r| r.into_inner().topic)
-            .map(topic_from_pb))
+        let name = topic_name(endpoint, name)?;
+        let client = self.client(endpoint).await?;
+        let details = found(endpoint, client.describe_topic(&name).await)?;
+        Ok(details.map(|d| BrokerTopic {
+            name: d.topic.name.to_string(),
+            queues: i32::try_from(d.topic.queues).unwrap_or(i32::MAX),
+            message_type: d.topic.message_type,
+            permission: d.topic.permission,
+        }))
     }
 
     async fn create_topic(&self, endpoint: &str, topic: &BrokerTopic) -> Result<()> {
-        let mut c = self.client(endpoint)?;
-        let req = pb::CreateTopicRequest {
-            topic: Some(topic_to_pb(topic)),
-        };
-        c.create_topic(req)
+        let spec = topic_spec(endpoint, topic)?;
+        let client = self.client(endpoint).await?;
+        client
+            .create_topic(&spec)
             .await
-            .map_err(|s| admin_error(endpoint, s))?;
+            .map_err(|e| admin_error(endpoint, e))?;
         Ok(())
     }
 
     async fn update_topic(&self, endpoint: &str, topic: &BrokerTopic) -> Result<()> {
-        let mut c = self.client(endpoint)?;
-        let req = pb::UpdateTopicRequest {
-            topic: Some(topic_to_pb(topic)),
-        };
-        c.update_topic(req)
+        let spec = topic_spec(endpoint, topic)?;
+        let client = self.client(endpoint).await?;
+        client
+            .update_topic(&spec)
             .await
-            .map_err(|s| admin_error(endpoint, s))?;
+            .map_err(|e| admin_error(endpoint, e))?;
         Ok(())
     }
 
     async fn delete_topic(&self, endpoint: &str, name: &str) -> Result<()> {
-        let mut c = self.client(endpoint)?;
-        found(
-            endpoint,
-            c.delete_topic(pb::DeleteTopicRequest {
-                name: name.to_owned(),
-            })
-            .await,
-        )?;
+        let name = topic_name(endpoint, name)?;
+        let client = self.client(endpoint).await?;
+        found(endpoint, client.delete_topic(&name).await)?;
         Ok(())
     }
 
     async fn describe_group(&self, endpoint: &str, name: &str) -> Result<Option<BrokerGroup>> {
-        let mut c = self.client(endpoint)?;
-        let r = c
-            .describe_group(pb::DescribeGroupRequest {
-                name: name.to_owned(),
-            })
-            .await;
-        Ok(found(endpoint, r)?
-            .and_then(|r| r.into_inner().group)
-            .map(|g| BrokerGroup {
-                name: g.name,
-                fifo: g.fifo,
-                max_retries: g.max_retries,
-            }))
+        let name = group_name(endpoint, name)?;
+        let client = self.client(endpoint).await?;
+        let details = found(endpoint, client.describe_group(&name).await)?;
+        Ok(details.map(|d| BrokerGroup {
+            name: d.group.name.to_string(),
+            fifo: d.group.fifo,
+            max_retries: i32::try_from(d.group.max_retries).unwrap_or(i32::MAX),
+        }))
     }
 
     async fn create_group(&self, endpoint: &str, group: &BrokerGroup) -> Result<()> {
-        let mut c = self.client(endpoint)?;
-        let req = pb::CreateGroupRequest {
-            group: Some(group_to_pb(group)),
-        };
-        c.create_group(req)
+        let spec = group_spec(endpoint, group)?;
+        let client = self.client(endpoint).await?;
+        client
+            .create_group(&spec)
             .await
-            .map_err(|s| admin_error(endpoint, s))?;
+            .map_err(|e| admin_error(endpoint, e))?;
         Ok(())
     }
 
     async fn update_group(&self, endpoint: &str, group: &BrokerGroup) -> Result<()> {
-        let mut c = self.client(endpoint)?;
-        let req = pb::UpdateGroupRequest {
-            group: Some(group_to_pb(group)),
-        };
-        c.update_group(req)
+        let spec = group_spec(endpoint, group)?;
+        let client = self.client(endpoint).await?;
+        client
+            .update_group(&spec)
             .await
-            .map_err(|s| admin_error(endpoint, s))?;
+            .map_err(|e| admin_error(endpoint, e))?;
         Ok(())
     }
 
     async fn delete_group(&self, endpoint: &str, name: &str) -> Result<()> {
-        let mut c = self.client(endpoint)?;
-        found(
-            endpoint,
-            c.delete_group(pb::DeleteGroupRequest {
-                name: name.to_owned(),
-            })
-            .await,
-        )?;
+        let name = group_name(endpoint, name)?;
+        let client = self.client(endpoint).await?;
+        found(endpoint, client.delete_group(&name).await)?;
         Ok(())
     }
 }
 
-fn topic_to_pb(t: &BrokerTopic) -> pb::Topic {
-    let message_type = match t.message_type {
-        MessageType::Normal => pb::MessageType::Normal,
-        MessageType::Fifo => pb::MessageType::Fifo,
-        MessageType::Delay => pb::MessageType::Delay,
-        MessageType::Transaction => pb::MessageType::Transaction,
-        MessageType::Mixed => pb::MessageType::Mixed,
-    };
-    let permission = match t.permission {
-        Permission::ReadWrite => pb::Permission::ReadWrite,
-        Permission::Read => pb::Permission::Read,
-        Permission::Write => pb::Permission::Write,
-    };
-    pb::Topic {
-        name: t.name.clone(),
-        queue_count: t.queues,
-        message_type: message_type.into(),
-        permission: permission.into(),
+fn topic_name(endpoint: &str, name: &str) -> Result<TopicName> {
+    TopicName::new(name).map_err(|e| admin_error(endpoint, e.into()))
+}
+
+fn group_name(endpoint: &str, name: &str) -> Result<GroupName> {
+    GroupName::new(name).map_err(|e| admin_error(endpoint, e.into()))
+}
+
+/// A count the admin protocol leaves unset at 0 (the broker then keeps
+/// the current value, or uses its default).
+fn count(endpoint: &str, what: &str, n: i32) -> Result<Option<u32>> {
+    match u32::try_from(n) {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(admin_error(
+            endpoint,
+            ClientError::InvalidArgument(format!("{what} must not be negative")),
+        )),
     }
 }
 
-/// Unknown or unspecified values read as the broker's defaults.
-fn topic_from_pb(t: pb::Topic) -> BrokerTopic {
-    let message_type = match pb::MessageType::try_from(t.message_type) {
-        Ok(pb::MessageType::Fifo) => MessageType::Fifo,
-        Ok(pb::MessageType::Delay) => MessageType::Delay,
-        Ok(pb::MessageType::Transaction) => MessageType::Transaction,
-        Ok(pb::MessageType::Mixed) => MessageType::Mixed,
-        _ => MessageType::Normal,
-    };
-    let permission = match pb::Permission::try_from(t.permission) {
-        Ok(pb::Permission::Read) => Permission::Read,
-        Ok(pb::Permission::Write) => Permission::Write,
-        _ => Permission::ReadWrite,
-    };
-    BrokerTopic {
-        name: t.name,
-        queues: t.queue_count,
-        message_type,
-        permission,
-    }
+/// Every field of `t` set, but a queue count of 0.
+fn topic_spec(endpoint: &str, t: &BrokerTopic) -> Result<TopicSpec> {
+    let mut spec = TopicSpec::new(topic_name(endpoint, &t.name)?);
+    spec.queues = count(endpoint, "queue count", t.queues)?;
+    spec.message_type = Some(t.message_type);
+    spec.permission = Some(t.permission);
+    Ok(spec)
 }
 
-fn group_to_pb(g: &BrokerGroup) -> pb::Group {
-    pb::Group {
-        name: g.name.clone(),
-        fifo: g.fifo,
-        max_retries: g.max_retries,
-    }
+/// Every field of `g` set, but a retry count of 0.
+fn group_spec(endpoint: &str, g: &BrokerGroup) -> Result<GroupSpec> {
+    let mut spec = GroupSpec::new(group_name(endpoint, &g.name)?);
+    spec.fifo = Some(g.fifo);
+    spec.max_retries = count(endpoint, "max retries", g.max_retries)?;
+    Ok(spec)
 }
 
 #[cfg(test)]
 mod tests {
+    use tern_model::{MessageType, Permission};
+
     use super::*;
 
     #[test]
-    fn topics_survive_the_round_trip_through_protobuf() {
-        for message_type in [
-            MessageType::Normal,
-            MessageType::Fifo,
-            MessageType::Delay,
-            MessageType::Transaction,
-            MessageType::Mixed,
-        ] {
-            for permission in [Permission::ReadWrite, Permission::Read, Permission::Write] {
-                let t = BrokerTopic {
-                    name: "t".to_owned(),
-                    queues: 3,
-                    message_type,
-                    permission,
-                };
-                assert_eq!(topic_from_pb(topic_to_pb(&t)), t);
-            }
-        }
+    fn specs_set_every_field_but_zero_counts() {
+        let t = BrokerTopic {
+            name: "Orders_v1".to_owned(),
+            queues: 3,
+            message_type: MessageType::Fifo,
+            permission: Permission::Read,
+        };
+        let spec = topic_spec("b:1", &t).expect("a valid topic");
+        assert_eq!(spec.name.as_str(), "Orders_v1");
+        assert_eq!(
+            (spec.queues, spec.message_type, spec.permission),
+            (Some(3), Some(MessageType::Fifo), Some(Permission::Read))
+        );
+        let keep = topic_spec(
+            "b:1",
+            &BrokerTopic {
+                queues: 0,
+                ..t.clone()
+            },
+        )
+        .expect("valid");
+        assert_eq!(keep.queues, None);
+        let err = topic_spec("b:1", &BrokerTopic { queues: -1, ..t }).expect_err("negative");
+        assert_eq!(err.reason(), "BrokerAdmin");
+
+        let g = BrokerGroup {
+            name: "billing".to_owned(),
+            fifo: false,
+            max_retries: 0,
+        };
+        let spec = group_spec("b:1", &g).expect("a valid group");
+        assert_eq!((spec.fifo, spec.max_retries), (Some(false), None));
+        let bad = BrokerGroup {
+            name: "no spaces".to_owned(),
+            ..g
+        };
+        assert_eq!(
+            group_spec("b:1", &bad).expect_err("bad name").reason(),
+            "BrokerAdmin"
+        );
     }
 }

@@ -2,8 +2,7 @@
 //! `ConsumerGroup`, and which resource owns a name. Pure functions.
 
 use k8s_openapi::jiff::Timestamp;
-
-use crate::crd::topic::{MessageType, Permission};
+use tern_model::{MessageType, Permission};
 
 /// A topic as the broker stores it (or as a `Topic` wants it).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,9 +1,13 @@
 //! `Topic`: a topic on every broker group of a `BrokerCluster`.
 
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
+use tern_model::{MessageType, Permission};
 
 use super::common::ClusterRef;
 
@@ -48,43 +52,17 @@ pub struct TopicSpec {
     #[x_kube(validation = Rule::new("self >= oldSelf").message("queues cannot be lowered"))]
     pub queues: i32,
     /// Kind of messages the topic accepts. Default `Normal`.
-    #[serde(default)]
+    #[serde(default, with = "crd_name")]
+    #[schemars(with = "CrdEnum<MessageType>")]
     pub message_type: MessageType,
     /// Whether clients may send and receive. Default `ReadWrite`.
-    #[serde(default)]
+    #[serde(default, with = "crd_name")]
+    #[schemars(with = "CrdEnum<Permission>")]
     pub permission: Permission,
 }
 
 fn default_queues() -> i32 {
     8
-}
-
-/// Kind of messages a topic accepts.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MessageType {
-    /// Plain messages.
-    #[default]
-    Normal,
-    /// Ordered within a message group.
-    Fifo,
-    /// Delivered at a given time.
-    Delay,
-    /// Two-phase transactional messages.
-    Transaction,
-    /// Any of the above.
-    Mixed,
-}
-
-/// Whether clients may send to and receive from a topic.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Permission {
-    /// Send and receive.
-    #[default]
-    ReadWrite,
-    /// Receive only.
-    Read,
-    /// Send only.
-    Write,
 }
 
 impl Topic {
@@ -115,4 +93,135 @@ pub struct TopicStatus {
     /// Broker groups the topic is in step with.
     #[serde(default)]
     pub synced_broker_groups: i32,
+}
+
+/// A `tern-model` enum as a `Topic` spells it: by its variant name
+/// (`Normal`, `ReadWrite`), as Kubernetes resources write enum values.
+/// (The model's own serde spelling, `NORMAL`, is the broker's files'.)
+trait CrdName: Copy + PartialEq + 'static {
+    /// The schema's name for the enum.
+    const SCHEMA_NAME: &'static str;
+    /// Every value's name, in the model's `ALL` order.
+    const NAMES: &'static [&'static str];
+    /// Every value.
+    fn all() -> &'static [Self];
+    /// This value's name.
+    fn crd_name(self) -> &'static str;
+}
+
+impl CrdName for MessageType {
+    const SCHEMA_NAME: &'static str = "MessageType";
+    const NAMES: &'static [&'static str] = &["Normal", "Fifo", "Delay", "Transaction", "Mixed"];
+
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+
+    fn crd_name(self) -> &'static str {
+        match self {
+            Self::Normal => "Normal",
+            Self::Fifo => "Fifo",
+            Self::Delay => "Delay",
+            Self::Transaction => "Transaction",
+            Self::Mixed => "Mixed",
+        }
+    }
+}
+
+impl CrdName for Permission {
+    const SCHEMA_NAME: &'static str = "Permission";
+    const NAMES: &'static [&'static str] = &["ReadWrite", "Read", "Write"];
+
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+
+    fn crd_name(self) -> &'static str {
+        match self {
+            Self::ReadWrite => "ReadWrite",
+            Self::Read => "Read",
+            Self::Write => "Write",
+        }
+    }
+}
+
+/// serde `with` module for [`CrdName`] fields.
+mod crd_name {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::CrdName;
+
+    pub fn serialize<T: CrdName, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(value.crd_name())
+    }
+
+    pub fn deserialize<'de, T: CrdName, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let name = String::deserialize(d)?;
+        T::all()
+            .iter()
+            .copied()
+            .find(|v| v.crd_name() == name)
+            .ok_or_else(|| D::Error::unknown_variant(&name, T::NAMES))
+    }
+}
+
+/// The schema of a [`CrdName`] field: a string, one of the names.
+struct CrdEnum<T>(PhantomData<T>);
+
+impl<T: CrdName> JsonSchema for CrdEnum<T> {
+    fn schema_name() -> Cow<'static, str> {
+        T::SCHEMA_NAME.into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "enum": T::NAMES })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names<T: CrdName>() -> Vec<&'static str> {
+        T::all().iter().map(|v| v.crd_name()).collect()
+    }
+
+    #[test]
+    fn the_names_list_every_value() {
+        assert_eq!(names::<MessageType>(), MessageType::NAMES);
+        assert_eq!(names::<Permission>(), Permission::NAMES);
+    }
+
+    #[test]
+    fn specs_read_and_write_the_crd_names() {
+        let spec: TopicSpec = serde_json::from_value(serde_json::json!({
+            "clusterRef": { "name": "prod" }, "messageType": "Fifo", "permission": "Read",
+        }))
+        .expect("a valid spec");
+        assert_eq!(
+            (spec.message_type, spec.permission, spec.queues),
+            (MessageType::Fifo, Permission::Read, 8)
+        );
+        let json = serde_json::to_value(&spec).expect("json");
+        assert_eq!(
+            (&json["messageType"], &json["permission"]),
+            (&"Fifo".into(), &"Read".into())
+        );
+        let defaults: TopicSpec =
+            serde_json::from_value(serde_json::json!({ "clusterRef": { "name": "prod" } }))
+                .expect("a valid spec");
+        assert_eq!(
+            (defaults.message_type, defaults.permission),
+            (MessageType::Normal, Permission::ReadWrite)
+        );
+        let err = serde_json::from_value::<TopicSpec>(serde_json::json!({
+            "clusterRef": { "name": "prod" }, "messageType": "NORMAL",
+        }))
+        .expect_err("the metadata spelling is not the CRD's");
+        assert!(
+            err.to_string().contains("expected one of `Normal`"),
+            "{err}"
+        );
+    }
 }
