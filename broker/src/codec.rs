@@ -1,6 +1,9 @@
 //! A tiny binary codec shared by receipt handles and the pop journal:
-//! LEB128 varints, zigzag for signed values, length-prefixed strings.
-//! Decoding never panics; it returns `None` on any malformed input.
+//! LEB128 varints (protobuf's, from `prost::encoding`), zigzag for signed
+//! values, length-prefixed strings. Decoding never panics; it returns
+//! `None` on any malformed input.
+
+use prost::encoding::{decode_varint, encode_varint};
 
 /// Appends encoded values to a byte vector.
 #[derive(Debug, Default)]
@@ -14,12 +17,8 @@ impl Writer {
         self
     }
 
-    pub fn uvar(&mut self, mut v: u64) -> &mut Self {
-        while v >= 0x80 {
-            self.buf.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.buf.push(v as u8);
+    pub fn uvar(&mut self, v: u64) -> &mut Self {
+        encode_varint(v, &mut self.buf);
         self
     }
 
@@ -61,20 +60,9 @@ impl<'a> Reader<'a> {
     }
 
     pub fn uvar(&mut self) -> Option<u64> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let b = self.u8()?;
-            let bits = u64::from(b & 0x7f);
-            // The tenth byte may only carry the top bit of a u64.
-            if i == 9 && bits > 1 {
-                return None;
-            }
-            v |= bits << (7 * i);
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
+        // Advances `buf` past the varint; refuses truncated and overlong
+        // ones (more than ten bytes, or a tenth byte above 1).
+        decode_varint(&mut self.buf).ok()
     }
 
     pub fn u32var(&mut self) -> Option<u32> {
@@ -131,6 +119,10 @@ mod tests {
     fn refuses_malformed() {
         assert_eq!(Reader::new(&[0x80]).uvar(), None);
         assert_eq!(Reader::new(&[0xff; 11]).uvar(), None);
+        // Ten bytes whose last carries more than the top bit of a u64.
+        let mut overlong = [0xff; 10];
+        overlong[9] = 0x02;
+        assert_eq!(Reader::new(&overlong).uvar(), None);
         assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x7f]).u32var(), None);
         assert_eq!(Reader::new(&[5, b'a']).str(), None);
         assert_eq!(Reader::new(&[1, 0xff]).str(), None);

@@ -43,8 +43,10 @@
 //!   anyway.)
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tern_model::{now_ms, system};
@@ -213,11 +215,7 @@ impl Dedup {
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
-        // A panic while holding the lock leaves a consistent table (every
-        // change is one insert or remove), so poisoning is ignored.
-        self.table
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.table.lock()
     }
 
     /// Looks up `message_id` of `topic`, claiming it if nobody stored or

@@ -1,8 +1,7 @@
-//! Small file-system and locking helpers.
+//! Small file-system helpers.
 
 use std::fs::{self, File};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tern_store::durable;
 
@@ -42,20 +41,4 @@ pub(crate) fn lock_file(dir: &Path, name: &str) -> Result<File> {
 /// Creates `dir` and its parents if missing.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(io_err(dir))
-}
-
-// A panic while a lock is held cannot leave the broker's maps half
-// updated (no code under these locks panics by design), so poisoning is
-// ignored rather than turned into a permanent failure.
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
 }

@@ -25,12 +25,13 @@ use std::io::Write;
 use std::marker::PhantomData;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
 
 use crate::codec::{Reader, Writer};
 use crate::error::{BrokerError, Result, corrupt, io_err};
-use crate::fsutil::{lock, read_optional, sync_dir};
+use crate::fsutil::{read_optional, sync_dir};
 
 const FRAME_HEADER: usize = 6;
 
@@ -155,7 +156,7 @@ impl<R: Frame> Journal<R> {
 
     /// Queues a record; it is durable after the next [`Journal::flush`].
     pub fn append(&self, rec: &R) {
-        encode_frame(rec, &mut lock(&self.pending));
+        encode_frame(rec, &mut self.pending.lock());
     }
 
     /// Fails if an earlier fsync failed.
@@ -173,19 +174,19 @@ impl<R: Frame> Journal<R> {
     /// Writes and fsyncs every record appended so far.
     pub fn flush(&self) -> Result<()> {
         self.check()?;
-        let mut f = lock(&self.file);
+        let mut f = self.file.lock();
         self.flush_locked(&mut f)
     }
 
     fn flush_locked(&self, f: &mut FileState) -> Result<()> {
-        let buf = std::mem::take(&mut *lock(&self.pending));
+        let buf = std::mem::take(&mut *self.pending.lock());
         if buf.is_empty() {
             return Ok(());
         }
         if let Err(e) = f.file.write_all_at(&buf, f.len) {
             // Cut any partial frame and keep the records for the next try.
             let cut = f.file.set_len(f.len);
-            let mut pending = lock(&self.pending);
+            let mut pending = self.pending.lock();
             let newer = std::mem::replace(&mut *pending, buf);
             pending.extend_from_slice(&newer);
             drop(pending);
@@ -214,7 +215,7 @@ impl<R: Frame> Journal<R> {
     /// Whether the file has grown past `threshold` bytes and to more than
     /// twice its last snapshot.
     pub fn wants_compaction(&self, threshold: u64) -> bool {
-        let f = lock(&self.file);
+        let f = self.file.lock();
         f.len > threshold && f.len > 2 * f.snapshot_len
     }
 
@@ -222,10 +223,10 @@ impl<R: Frame> Journal<R> {
     /// state) plus whatever was appended while it was being taken.
     pub fn compact(&self, snapshot: impl FnOnce() -> Vec<u8>) -> Result<()> {
         self.check()?;
-        let mut f = lock(&self.file);
+        let mut f = self.file.lock();
         self.flush_locked(&mut f)?;
         let snap = snapshot();
-        let tail = std::mem::take(&mut *lock(&self.pending));
+        let tail = std::mem::take(&mut *self.pending.lock());
         match write_new(&self.path, R::MAGIC, &snap, &tail) {
             Ok((file, len)) => {
                 tracing::info!(path = %self.path.display(), before = f.len, after = len, "{} compacted", R::WHAT);
@@ -239,7 +240,7 @@ impl<R: Frame> Journal<R> {
             }
             Err(e) => {
                 // The old file is intact; its tail goes there instead.
-                let mut pending = lock(&self.pending);
+                let mut pending = self.pending.lock();
                 let newer = std::mem::replace(&mut *pending, tail);
                 pending.extend_from_slice(&newer);
                 Err(e)
@@ -248,7 +249,7 @@ impl<R: Frame> Journal<R> {
     }
     #[cfg(test)]
     pub fn len(&self) -> u64 {
-        lock(&self.file).len
+        self.file.lock().len
     }
 }
 

@@ -20,10 +20,10 @@
 mod config;
 mod log;
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +32,7 @@ pub use config::{GroupConfig, MessageType, Permission, TopicConfig, dlq_topic_na
 
 use self::log::{ChangeLog, Op};
 use crate::error::{BrokerError, Result, corrupt};
-use crate::fsutil::{ensure_dir, lock, lock_file, read, read_optional, write, write_atomic};
+use crate::fsutil::{ensure_dir, lock_file, read_optional, write_atomic};
 
 #[derive(Debug, Clone, Default)]
 struct Contents {
@@ -137,12 +137,12 @@ impl Registry {
     /// Changes published since the registry was opened; any change to a
     /// topic or group raises it.
     pub fn version(&self) -> u64 {
-        read(&self.contents).version
+        self.contents.read().version
     }
 
     /// Every topic and group, with the version they are at.
     pub fn snapshot(&self) -> Snapshot {
-        let c = read(&self.contents);
+        let c = self.contents.read();
         Snapshot {
             version: c.version,
             topics: c.topics.values().cloned().collect(),
@@ -151,7 +151,7 @@ impl Registry {
     }
 
     pub fn topic(&self, name: &str) -> Result<TopicConfig> {
-        let c = read(&self.contents);
+        let c = self.contents.read();
         c.topics
             .get(name)
             .cloned()
@@ -159,7 +159,7 @@ impl Registry {
     }
 
     pub fn group(&self, name: &str) -> Result<GroupConfig> {
-        let c = read(&self.contents);
+        let c = self.contents.read();
         c.groups
             .get(name)
             .cloned()
@@ -168,12 +168,12 @@ impl Registry {
 
     /// Every topic, by name.
     pub fn topics(&self) -> Vec<TopicConfig> {
-        read(&self.contents).topics.values().cloned().collect()
+        self.contents.read().topics.values().cloned().collect()
     }
 
     /// Every group, by name.
     pub fn groups(&self) -> Vec<GroupConfig> {
-        read(&self.contents).groups.values().cloned().collect()
+        self.contents.read().groups.values().cloned().collect()
     }
 
     /// Registers a new topic; [`BrokerError::TopicExists`] if the name is
@@ -296,14 +296,14 @@ impl Registry {
     /// contents until the change is durable; a failed write changes
     /// nothing.
     fn change<R>(&self, f: impl FnOnce(&Contents) -> Result<(Vec<Op>, R)>) -> Result<R> {
-        let mut log = lock(&self.writer);
-        let (ops, out) = f(&read(&self.contents))?;
+        let mut log = self.writer.lock();
+        let (ops, out) = f(&self.contents.read())?;
         if ops.is_empty() {
             return Ok(out);
         }
         log.append(&ops)?;
         let entries = {
-            let mut c = write(&self.contents);
+            let mut c = self.contents.write();
             for op in ops {
                 c.apply(op);
             }
@@ -323,7 +323,7 @@ impl Registry {
     /// Writes the whole registry as the snapshot, then empties the log.
     fn compact(&self, log: &mut ChangeLog) -> Result<()> {
         let file = {
-            let c = read(&self.contents);
+            let c = self.contents.read();
             MetaFile {
                 version: FILE_VERSION,
                 topics: c.topics.values().cloned().collect(),

@@ -26,13 +26,14 @@ mod record;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tern_model::{Message, TopicName, system};
 use tern_store::{CopyOf, PreparedCopies, Store, StoredMessage};
 
 use crate::error::{BrokerError, Result};
-use crate::fsutil::lock;
 use crate::journal::{Journal, encode_frame};
 use record::Record;
 
@@ -231,13 +232,13 @@ impl Park {
 
     /// How many parked messages are unfinished.
     pub fn len(&self) -> usize {
-        lock(&self.state).unfinished.len()
+        self.state.lock().unfinished.len()
     }
 
     /// Visits every unfinished parked message, in offset order (after
     /// open: what a restart must schedule again).
     pub fn pending(&self, mut visit: impl FnMut(Parked)) -> Result<()> {
-        let offsets: Vec<u64> = lock(&self.state).unfinished.keys().copied().collect();
+        let offsets: Vec<u64> = self.state.lock().unfinished.keys().copied().collect();
         for chunk in offsets.chunks(READ_COUNT) {
             for p in self.get_many(chunk)? {
                 visit(p);
@@ -266,7 +267,7 @@ impl Park {
         let this = Arc::clone(self);
         self.store.append_then(&parked, move |r| match r {
             Ok(appended) => {
-                let mut st = lock(&this.state);
+                let mut st = this.state.lock();
                 for a in &appended {
                     st.unfinished.insert(
                         a.queue_offset,
@@ -288,7 +289,7 @@ impl Park {
 
     /// The unfinished message at `offset`, or `None` once it is finished.
     pub fn get(&self, offset: u64) -> Result<Option<Parked>> {
-        let Some(e) = lock(&self.state).unfinished.get(&offset).copied() else {
+        let Some(e) = self.state.lock().unfinished.get(&offset).copied() else {
             return Ok(None);
         };
         parked(self.store.read(e.position)?, e.note).map(Some)
@@ -297,7 +298,7 @@ impl Park {
     /// The unfinished ones of `offsets` (ascending), read in runs.
     pub fn get_many(&self, offsets: &[u64]) -> Result<Vec<Parked>> {
         let entries: Vec<(u64, Entry)> = {
-            let st = lock(&self.state);
+            let st = self.state.lock();
             offsets
                 .iter()
                 .filter_map(|o| st.unfinished.get(o).map(|e| (*o, *e)))
@@ -412,7 +413,7 @@ impl Park {
     /// Blocking.
     pub fn stage_copies(&self, items: &[(u64, &TopicName, u32)]) -> Result<Staged> {
         let items: Vec<(u64, &TopicName, u32)> = {
-            let st = lock(&self.state);
+            let st = self.state.lock();
             items
                 .iter()
                 .filter(|(o, _, _)| st.unfinished.get(o).is_some_and(|e| !e.busy))
@@ -481,7 +482,7 @@ impl Park {
     /// Reads and lays out the copies of `items` (unfinished offsets).
     fn prepare(&self, items: &[(u64, &TopicName, u32)]) -> Result<PreparedCopies> {
         let copies: Vec<CopyOf<'_>> = {
-            let st = lock(&self.state);
+            let st = self.state.lock();
             items
                 .iter()
                 .filter_map(|&(o, topic, queue_id)| {
@@ -498,7 +499,7 @@ impl Park {
 
     /// Makes claimed offsets idle again.
     fn unclaim<'a>(&self, offsets: impl Iterator<Item = &'a u64>) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         for o in offsets {
             if let Some(e) = st.unfinished.get_mut(o) {
                 e.busy = false;
@@ -521,7 +522,7 @@ impl Park {
 
     /// Sets the owner's counter of unfinished `offset` (durable at once).
     pub fn note(&self, offset: u64, value: u32) -> Result<()> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let Some(e) = st.unfinished.get_mut(&offset) else {
             return Ok(());
         };
@@ -534,7 +535,7 @@ impl Park {
     /// Keeps the items whose offsets are unfinished and idle, marking them
     /// busy.
     fn claim<T>(&self, items: Vec<T>, offset: impl Fn(&T) -> u64) -> Vec<T> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         items
             .into_iter()
             .filter(|it| {
@@ -552,7 +553,7 @@ impl Park {
         for (from, to) in runs(offsets) {
             self.journal.append(&Record::Done { from, to });
         }
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         for o in offsets {
             st.unfinished.remove(o);
         }
@@ -569,14 +570,16 @@ impl Park {
     pub fn sync(&self) -> Result<()> {
         self.journal.flush()?;
         if self.journal.wants_compaction(COMPACT_BYTES) {
-            self.journal.compact(|| lock(&self.state).snapshot())?;
+            self.journal.compact(|| self.state.lock().snapshot())?;
         }
         Ok(())
     }
 
     /// Holds retention at the oldest unfinished message.
     fn update_hold(&self) {
-        let first = lock(&self.state)
+        let first = self
+            .state
+            .lock()
             .unfinished
             .first_key_value()
             .map(|(_, e)| e.position);

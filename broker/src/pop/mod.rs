@@ -61,7 +61,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -77,7 +79,7 @@ pub use positions::Positions;
 pub use receive::MAX_HELD;
 
 use crate::error::{BrokerError, Result};
-use crate::fsutil::{ensure_dir, lock, lock_file, read, write};
+use crate::fsutil::{ensure_dir, lock_file};
 use crate::meta::Registry;
 use crate::receipt::ReceiptCodec;
 use journal::{Journal, Record};
@@ -236,7 +238,7 @@ impl Pop {
                 .or_default()
                 .entry(topic.to_string())
                 .or_insert_with(|| Arc::new(Sub::new(group, topic)));
-            write(&sub.queues).insert(queue, Arc::new(Mutex::new(st)));
+            sub.queues.write().insert(queue, Arc::new(Mutex::new(st)));
         }
         let subs = RwLock::new(subs);
         let journal = Journal::create(&path, &snapshot(epoch, &subs))?;
@@ -280,14 +282,16 @@ impl Pop {
         let Some(sub) = self.inner.find_sub(group, topic) else {
             return Vec::new();
         };
-        let queues: Vec<(u32, QueueRef)> = read(&sub.queues)
+        let queues: Vec<(u32, QueueRef)> = sub
+            .queues
+            .read()
             .iter()
             .map(|(&q, s)| (q, Arc::clone(s)))
             .collect();
         let mut out: Vec<QueueStats> = queues
             .into_iter()
             .map(|(queue_id, st)| {
-                let st = lock(&st);
+                let st = st.lock();
                 QueueStats {
                     queue_id,
                     next_offset: st.next(),
@@ -303,7 +307,9 @@ impl Pop {
 
     /// Every (group, topic) with consumption state.
     pub fn subscriptions(&self) -> Vec<(String, String)> {
-        read(&self.inner.subs)
+        self.inner
+            .subs
+            .read()
             .iter()
             .flat_map(|(g, topics)| topics.keys().map(move |t| (g.clone(), t.clone())))
             .collect()
@@ -324,8 +330,8 @@ impl Pop {
     /// due.
     pub fn next_expiry(&self, group: &str, topic: &str) -> Option<i64> {
         let sub = self.inner.find_sub(group, topic)?;
-        let queues: Vec<QueueRef> = read(&sub.queues).values().cloned().collect();
-        queues.iter().filter_map(|q| lock(q).next_deadline()).min()
+        let queues: Vec<QueueRef> = sub.queues.read().values().cloned().collect();
+        queues.iter().filter_map(|q| q.lock().next_deadline()).min()
     }
 
     /// Makes every state change so far durable now.
@@ -342,7 +348,7 @@ impl Pop {
         let Some(t) = self.flusher.take() else {
             return Ok(());
         };
-        *lock(&self.inner.stop) = true;
+        *self.inner.stop.lock() = true;
         self.inner.stop_signal.notify_all();
         let _ = t.join();
         self.inner.journal.flush()
@@ -378,7 +384,7 @@ impl Inner {
         if let Some(s) = self.find_sub(group.as_str(), topic.as_str()) {
             return s;
         }
-        let mut subs = write(&self.subs);
+        let mut subs = self.subs.write();
         Arc::clone(
             subs.entry(group.to_string())
                 .or_default()
@@ -388,13 +394,13 @@ impl Inner {
     }
 
     fn find_sub(&self, group: &str, topic: &str) -> Option<Arc<Sub>> {
-        read(&self.subs).get(group)?.get(topic).cloned()
+        self.subs.read().get(group)?.get(topic).cloned()
     }
 
     /// The state of one queue, created if new: starting at the group's
     /// committed offset, else at the queue's minimum offset.
     fn queue(&self, sub: &Sub, queue: u32) -> QueueRef {
-        if let Some(q) = read(&sub.queues).get(&queue) {
+        if let Some(q) = sub.queues.read().get(&queue) {
             return Arc::clone(q);
         }
         let (group, topic) = (sub.group.as_str(), sub.topic.as_str());
@@ -403,7 +409,7 @@ impl Inner {
             .store
             .committed_offset(group, topic, queue)
             .map_or(min, |c| c.max(min).min(max.max(min)));
-        let mut queues = write(&sub.queues);
+        let mut queues = sub.queues.write();
         Arc::clone(queues.entry(queue).or_insert_with(|| {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             // Under the map's write lock, so it precedes any record of `id`.
@@ -433,12 +439,10 @@ impl Inner {
     /// `sweep_interval`.
     fn run_flusher(&self) {
         let mut last_sweep = std::time::Instant::now();
-        let mut stop = lock(&self.stop);
+        let mut stop = self.stop.lock();
         loop {
-            stop = self
-                .stop_signal
-                .wait_timeout(stop, self.cfg.flush_interval)
-                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            self.stop_signal
+                .wait_for(&mut stop, self.cfg.flush_interval);
             if *stop {
                 return;
             }
@@ -454,7 +458,7 @@ impl Inner {
                 self.sweep_dead_letters(now_ms());
                 last_sweep = std::time::Instant::now();
             }
-            stop = lock(&self.stop);
+            stop = self.stop.lock();
         }
     }
 }

@@ -2,7 +2,6 @@
 //! FIFO group gets each message group in order (see the `state` module).
 
 use std::collections::BTreeSet;
-use std::sync::TryLockError;
 
 use tern_store::{StoreError, StoredMessage};
 
@@ -10,7 +9,6 @@ use super::state::{Lease, QueueState, group_key};
 use super::{DLQ_HOLD_MS, Delivery, Inner, Pop, Sub};
 use crate::error::{BrokerError, Result};
 use crate::filter::Filter;
-use crate::fsutil::lock;
 use crate::meta::{GroupConfig, TopicConfig};
 use crate::pop::journal::Record;
 use crate::receipt::Receipt;
@@ -132,13 +130,12 @@ impl Pop {
             }
             let qs = inner.queue(&sub, q);
             let mut st = match qs.try_lock() {
-                Ok(g) => g,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) if queue.is_none() => {
+                Some(g) => g,
+                None if queue.is_none() => {
                     busy.push(q);
                     continue;
                 }
-                Err(TryLockError::WouldBlock) => lock(&qs),
+                None => qs.lock(),
             };
             if let Err(e) = inner.receive_queue(&sub, q, &mut st, &ask, &mut out, &mut dead) {
                 failure.get_or_insert(e);
@@ -150,7 +147,7 @@ impl Pop {
                 break;
             }
             let qs = inner.queue(&sub, q);
-            let mut st = lock(&qs);
+            let mut st = qs.lock();
             if let Err(e) = inner.receive_queue(&sub, q, &mut st, &ask, &mut out, &mut dead) {
                 failure.get_or_insert(e);
             }
@@ -164,7 +161,7 @@ impl Pop {
                     let mut more = Vec::new();
                     for q in queues {
                         let qs = inner.queue(&sub, q);
-                        let mut st = lock(&qs);
+                        let mut st = qs.lock();
                         if let Err(e) =
                             inner.receive_queue(&sub, q, &mut st, &ask, &mut out, &mut more)
                         {

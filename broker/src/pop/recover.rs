@@ -2,7 +2,9 @@
 //! writing them back as a snapshot.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use tern_model::{GroupName, TopicName};
 use tern_store::Store;
@@ -10,24 +12,26 @@ use tern_store::Store;
 use super::journal::Record;
 use super::state::{Lease, QueueState};
 use super::{QueueRef, Sub, SubMap};
-use crate::fsutil::{lock, read};
 
 /// The whole live state as journal frames: the epoch, then each queue's
 /// next offset and in-flight deliveries.
 pub(super) fn snapshot(epoch: u64, subs: &RwLock<SubMap>) -> Vec<u8> {
     let mut out = Vec::new();
     Record::Boot { epoch }.encode_into(&mut out);
-    let subs: Vec<Arc<Sub>> = read(subs)
+    let subs: Vec<Arc<Sub>> = subs
+        .read()
         .values()
         .flat_map(|t| t.values().cloned())
         .collect();
     for sub in subs {
-        let queues: Vec<(u32, QueueRef)> = read(&sub.queues)
+        let queues: Vec<(u32, QueueRef)> = sub
+            .queues
+            .read()
             .iter()
             .map(|(&q, s)| (q, Arc::clone(s)))
             .collect();
         for (queue, st) in queues {
-            let st = lock(&st);
+            let st = st.lock();
             Record::Open {
                 id: st.id,
                 group: sub.group.to_string(),

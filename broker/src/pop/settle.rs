@@ -9,7 +9,6 @@ use super::receive::DeadLetter;
 use super::state::Lease;
 use super::{DLQ_HOLD_MS, Inner, Pop, QueueRef, Sub, dlq};
 use crate::error::{BrokerError, Result};
-use crate::fsutil::{lock, read};
 use crate::meta::{MessageType, Permission, TopicConfig, dlq_topic_name};
 use crate::receipt::{Receipt, ReceiptError};
 
@@ -38,7 +37,7 @@ impl Pop {
         let inner = &self.inner;
         inner.journal.check()?;
         let (r, sub, q) = inner.locate(receipt)?;
-        let mut st = lock(&q);
+        let mut st = q.lock();
         if st.current(r.offset, r.seq).is_none() {
             return Err(ReceiptError::Stale.into());
         }
@@ -64,7 +63,7 @@ impl Pop {
             )));
         }
         let (r, _sub, q) = inner.locate(receipt)?;
-        let mut st = lock(&q);
+        let mut st = q.lock();
         let old = st.current(r.offset, r.seq).ok_or(ReceiptError::Stale)?;
         let lease = Lease {
             attempt: old.attempt,
@@ -89,7 +88,7 @@ impl Pop {
         let inner = &self.inner;
         inner.journal.check()?;
         let (r, _sub, q) = inner.locate(receipt)?;
-        let mut st = lock(&q);
+        let mut st = q.lock();
         let old = st.current(r.offset, r.seq).ok_or(ReceiptError::Stale)?;
         if old.until < until_ms {
             inner.lease(
@@ -112,7 +111,7 @@ impl Pop {
         let (r, sub, q) = inner.locate(receipt)?;
         // Hold the message invisible while it is copied, so a failed copy
         // is retried by redelivery rather than lost.
-        let mut st = lock(&q);
+        let mut st = q.lock();
         let old = st.current(r.offset, r.seq).ok_or(ReceiptError::Stale)?;
         let seq = inner.next_seq();
         let hold = Lease {
@@ -125,7 +124,7 @@ impl Pop {
         let message = match inner.store.get(sub.topic.as_str(), r.queue_id, r.offset) {
             Ok(m) => m,
             Err(e) => {
-                let mut st = lock(&q);
+                let mut st = q.lock();
                 if st.current(r.offset, seq).is_some() {
                     return inner.unreadable(&sub, r.queue_id, &mut st, r.offset, e);
                 }
@@ -153,7 +152,9 @@ impl Inner {
         let sub = self
             .find_sub(r.group.as_str(), r.topic.as_str())
             .ok_or(ReceiptError::Stale)?;
-        let q = read(&sub.queues)
+        let q = sub
+            .queues
+            .read()
             .get(&r.queue_id)
             .cloned()
             .ok_or(ReceiptError::Stale)?;
@@ -187,7 +188,7 @@ impl Inner {
         }
         for d in &items {
             let q = self.queue(sub, d.queue);
-            let mut st = lock(&q);
+            let mut st = q.lock();
             if st.current(d.offset, d.seq).is_some() {
                 self.done(&mut st, d.offset);
                 self.commit(sub, d.queue, &mut st);

@@ -6,7 +6,6 @@
 //! the group becomes due once it is gone.
 
 use super::{Inner, QueueRef};
-use crate::fsutil::{lock, read};
 
 /// Most expired deliveries examined per queue in one sweep; the rest wait
 /// for the next one.
@@ -19,7 +18,9 @@ impl Inner {
     /// `now_ms` to its group's dead-letter queue. Returns how many were
     /// moved. Failures are logged; the messages stay held and are retried.
     pub(super) fn sweep_dead_letters(&self, now_ms: i64) -> usize {
-        let subs: Vec<_> = read(&self.subs)
+        let subs: Vec<_> = self
+            .subs
+            .read()
             .values()
             .flat_map(|topics| topics.values().cloned())
             .collect();
@@ -29,13 +30,15 @@ impl Inner {
             let Ok(group) = self.registry.group(sub.group.as_str()) else {
                 continue;
             };
-            let queues: Vec<(u32, QueueRef)> = read(&sub.queues)
+            let queues: Vec<(u32, QueueRef)> = sub
+                .queues
+                .read()
                 .iter()
                 .map(|(&q, s)| (q, s.clone()))
                 .collect();
             let mut dead = Vec::new();
             for (queue, qs) in queues {
-                let mut st = lock(&qs);
+                let mut st = qs.lock();
                 // A FIFO group dead-letters only the head of a message
                 // group, so it needs to know the groups.
                 if group.fifo()

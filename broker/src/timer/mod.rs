@@ -31,7 +31,9 @@ mod config;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -41,7 +43,6 @@ use tern_store::Store;
 pub use config::DelayConfig;
 
 use crate::error::{BrokerError, Result};
-use crate::fsutil::lock;
 use crate::meta::Registry;
 use crate::park::{Park, Parked, Staged};
 
@@ -101,21 +102,16 @@ struct Stop {
 
 impl Stop {
     fn set(&self) {
-        *lock(&self.stopped) = true;
+        *self.stopped.lock() = true;
         self.signal.notify_all();
     }
 
     /// Waits up to `ms`; whether stop was set.
     fn wait(&self, ms: i64) -> bool {
-        let g = lock(&self.stopped);
-        let (g, _) = self
-            .signal
-            .wait_timeout_while(
-                g,
-                Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1)),
-                |s| !*s,
-            )
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self.stopped.lock();
+        let timeout = Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1));
+        self.signal
+            .wait_while_for(&mut g, |stopped| !*stopped, timeout);
         *g
     }
 }
@@ -154,7 +150,7 @@ impl Timer {
             .name("tern-timer".into())
             .spawn(move || run(&weak, &stop))
             .map_err(|e| BrokerError::Failed(format!("cannot start the timer thread: {e}")))?;
-        *lock(&timer.thread) = Some(handle);
+        *timer.thread.lock() = Some(handle);
         Ok(timer)
     }
 
@@ -215,7 +211,7 @@ impl Timer {
             return Err(gone());
         }
         let slot = self.slot(deliver_at(&p));
-        if let Some(v) = lock(&self.slots).get_mut(&slot) {
+        if let Some(v) = self.slots.lock().get_mut(&slot) {
             v.retain(|&(o, _)| o != offset);
         }
         tracing::debug!(%topic, message_id = %id, "delayed message recalled");
@@ -226,7 +222,7 @@ impl Timer {
     /// parked). Dropping the timer stops it too, without waiting.
     pub fn close(&self) {
         self.stop.set();
-        let handle = lock(&self.thread).take();
+        let handle = self.thread.lock().take();
         if let Some(h) = handle
             && h.thread().id() != std::thread::current().id()
         {
@@ -246,8 +242,8 @@ impl Timer {
     }
 
     fn add(&self, items: impl Iterator<Item = (u64, i64, TopicName)>) {
-        let mut names = lock(&self.names);
-        let mut slots = lock(&self.slots);
+        let mut names = self.names.lock();
+        let mut slots = self.slots.lock();
         for (offset, at, topic) in items {
             let name = match names.get(&topic) {
                 Some(n) => Arc::clone(n),
@@ -266,7 +262,7 @@ impl Timer {
     fn tick(&self) -> i64 {
         let now = now_ms();
         let staged: Vec<StagedBatch> = {
-            let mut st = lock(&self.staged);
+            let mut st = self.staged.lock();
             let (ready, later) = std::mem::take(&mut *st)
                 .into_iter()
                 .partition(|b| b.slot <= now);
@@ -276,7 +272,7 @@ impl Timer {
         let freed: u64 = staged.iter().map(|b| b.staged.bytes()).sum();
         self.staged_bytes.fetch_sub(freed, Ordering::Relaxed);
         let due = {
-            let mut slots = lock(&self.slots);
+            let mut slots = self.slots.lock();
             let later = slots.split_off(&(now + 1));
             std::mem::replace(&mut *slots, later)
         };
@@ -308,7 +304,7 @@ impl Timer {
         }
         let ahead = now + self.precision_ms.max(STAGE_AHEAD_MS);
         let soon = {
-            let mut slots = lock(&self.slots);
+            let mut slots = self.slots.lock();
             let later = slots.split_off(&(ahead + 1));
             std::mem::replace(&mut *slots, later)
         };
@@ -332,9 +328,9 @@ impl Timer {
                     self.staged_bytes
                         .fetch_add(staged.bytes(), Ordering::Relaxed);
                     count.fetch_add(staged.len(), Ordering::Relaxed);
-                    lock(&self.staged).push(StagedBatch { slot, due, staged });
+                    self.staged.lock().push(StagedBatch { slot, due, staged });
                 }
-                None => lock(&self.slots).entry(slot).or_default().extend(due),
+                None => self.slots.lock().entry(slot).or_default().extend(due),
             }
         });
         tracing::debug!(
@@ -399,7 +395,8 @@ impl Timer {
     fn retry(&self, e: &BrokerError, due: Vec<Due>, now: i64) {
         tracing::warn!(error = %e, count = due.len(),
             "could not deliver delayed messages; retrying");
-        lock(&self.slots)
+        self.slots
+            .lock()
             .entry(self.slot(now + RETRY_MS))
             .or_default()
             .extend(due);
@@ -457,7 +454,7 @@ fn fan_out<T: Send>(jobs: Vec<T>, work: impl Fn(T) + Sync) {
         for _ in 0..workers {
             s.spawn(|| {
                 loop {
-                    let job = lock(&jobs).next();
+                    let job = jobs.lock().next();
                     match job {
                         Some(j) => work(j),
                         None => return,

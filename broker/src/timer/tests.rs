@@ -164,7 +164,7 @@ fn recall_cancels_and_restart_keeps_pending() {
 fn wait_staged(t: &Timer, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let staged: usize = lock(&t.staged).iter().map(|b| b.staged.len()).sum();
+        let staged: usize = t.staged.lock().iter().map(|b| b.staged.len()).sum();
         if staged >= n {
             return;
         }
