@@ -24,19 +24,20 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tern_model::TopicName;
-use tern_protocol::admin;
 use tern_protocol::nameserver::register_broker_request::Part;
 use tern_protocol::nameserver::tern_nameserver_client::TernNameserverClient;
 use tern_protocol::nameserver::{
     BrokerHeader, HeartbeatRequest, QueryRouteRequest, RegisterBrokerRequest, TableChunk,
     UnregisterBrokerRequest,
 };
+use tern_protocol::{admin, convert};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{BrokerError, Result};
-use crate::meta::{MessageType, Permission, Registry, Snapshot, TopicConfig};
+use crate::meta::{Registry, Snapshot, TopicConfig};
+use crate::wire::topic_out;
 
 /// Topics or groups per registration chunk: 4,096 of the longest names
 /// (a few hundred bytes each) stay under 2 MiB.
@@ -348,52 +349,17 @@ fn registration(cfg: &ClusterConfig, snapshot: Snapshot) -> Vec<RegisterBrokerRe
         .collect()
 }
 
-fn topic_out(t: &TopicConfig) -> admin::Topic {
-    admin::Topic {
-        name: t.name().to_string(),
-        queue_count: i32::try_from(t.queues()).unwrap_or(i32::MAX),
-        message_type: match t.message_type() {
-            MessageType::Normal => admin::MessageType::Normal,
-            MessageType::Fifo => admin::MessageType::Fifo,
-            MessageType::Delay => admin::MessageType::Delay,
-            MessageType::Transaction => admin::MessageType::Transaction,
-            MessageType::Mixed => admin::MessageType::Mixed,
-        } as i32,
-        permission: match t.permission() {
-            Permission::ReadWrite => admin::Permission::ReadWrite,
-            Permission::Read => admin::Permission::Read,
-            Permission::Write => admin::Permission::Write,
-        } as i32,
-    }
-}
-
 /// A topic as another broker serves it, validated.
 fn topic_in(t: admin::Topic) -> Result<TopicConfig> {
     let name = TopicName::new(t.name)?;
     let queues = u32::try_from(t.queue_count)
         .map_err(|_| BrokerError::Invalid(format!("topic {name}: negative queue count")))?;
-    let message_type = match admin::MessageType::try_from(t.message_type) {
-        Ok(admin::MessageType::Normal | admin::MessageType::Unspecified) => MessageType::Normal,
-        Ok(admin::MessageType::Fifo) => MessageType::Fifo,
-        Ok(admin::MessageType::Delay) => MessageType::Delay,
-        Ok(admin::MessageType::Transaction) => MessageType::Transaction,
-        Ok(admin::MessageType::Mixed) => MessageType::Mixed,
-        Err(_) => {
-            return Err(BrokerError::Invalid(format!(
-                "topic {name}: unknown message type"
-            )));
-        }
-    };
-    let permission = match admin::Permission::try_from(t.permission) {
-        Ok(admin::Permission::ReadWrite | admin::Permission::Unspecified) => Permission::ReadWrite,
-        Ok(admin::Permission::Read) => Permission::Read,
-        Ok(admin::Permission::Write) => Permission::Write,
-        Err(_) => {
-            return Err(BrokerError::Invalid(format!(
-                "topic {name}: unknown permission"
-            )));
-        }
-    };
+    let message_type = convert::message_type(t.message_type)
+        .map_err(|_| BrokerError::Invalid(format!("topic {name}: unknown message type")))?
+        .unwrap_or_default();
+    let permission = convert::permission(t.permission)
+        .map_err(|_| BrokerError::Invalid(format!("topic {name}: unknown permission")))?
+        .unwrap_or_default();
     TopicConfig::new(name, queues, message_type, permission)
 }
 
@@ -494,7 +460,7 @@ mod tests {
     use tern_model::GroupName;
 
     use super::*;
-    use crate::meta::GroupConfig;
+    use crate::meta::{GroupConfig, MessageType, Permission};
 
     #[test]
     fn registration_is_chunked_and_round_trips() {

@@ -70,6 +70,7 @@ mod testutil;
 pub mod timer;
 pub mod txn;
 mod wake;
+mod wire;
 
 pub use closing::Closing;
 pub use dedup::DedupConfig;

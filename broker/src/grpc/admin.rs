@@ -16,6 +16,7 @@ use crate::consume::{self, Consume, Query};
 use crate::error::BrokerError;
 use crate::meta::{GroupConfig, MessageType, Permission, Registry, TopicConfig};
 use crate::task::blocking;
+use crate::wire::topic_out;
 
 /// Queues of a topic created without a queue count.
 pub const DEFAULT_QUEUES: u32 = 8;
@@ -64,15 +65,6 @@ fn grpc(e: BrokerError) -> Status {
             Status::resource_exhausted(msg)
         }
         _ => Status::internal(msg),
-    }
-}
-
-fn topic_out(t: &TopicConfig) -> Topic {
-    Topic {
-        name: t.name().to_string(),
-        queue_count: i32::try_from(t.queues()).unwrap_or(i32::MAX),
-        message_type: pb::MessageType::from(t.message_type()) as i32,
-        permission: pb::Permission::from(t.permission()) as i32,
     }
 }
 
