@@ -3,10 +3,10 @@
 //! registry values become protobuf again for answers.
 
 use tern_model::{GroupName, TopicName};
-use tern_protocol::admin::{self, MessageType, Permission};
+use tern_protocol::admin;
+use tern_protocol::convert;
 use tern_protocol::endpoints::endpoints;
 use tern_protocol::nameserver as ns;
-use tern_protocol::v2;
 
 use crate::error::{NameserverError, Result};
 use crate::registry::{BrokerRoute, GroupEntry, TopicEntry};
@@ -28,13 +28,13 @@ pub fn topic_in(t: admin::Topic) -> Result<TopicEntry> {
             t.queue_count
         )));
     }
-    let message_type = MessageType::try_from(t.message_type)
+    let message_type = convert::message_type(t.message_type)
         .ok()
-        .filter(|m| *m != MessageType::Unspecified)
+        .flatten()
         .ok_or_else(|| invalid(format!("topic {name}: no valid message type")))?;
-    let permission = Permission::try_from(t.permission)
+    let permission = convert::permission(t.permission)
         .ok()
-        .filter(|p| *p != Permission::Unspecified)
+        .flatten()
         .ok_or_else(|| invalid(format!("topic {name}: no valid permission")))?;
     Ok(TopicEntry {
         queues: t.queue_count.unsigned_abs(),
@@ -96,32 +96,11 @@ pub fn route_out(r: BrokerRoute) -> ns::BrokerRoute {
     }
 }
 
-/// The RocketMQ permission of a topic permission.
-pub fn permission_out(p: Permission) -> v2::Permission {
-    match p {
-        Permission::ReadWrite => v2::Permission::ReadWrite,
-        Permission::Read => v2::Permission::Read,
-        Permission::Write => v2::Permission::Write,
-        Permission::Unspecified => v2::Permission::None,
-    }
-}
-
-/// The RocketMQ message types a topic of type `t` accepts.
-pub fn accepted_types(t: MessageType) -> Vec<i32> {
-    use v2::MessageType as M;
-    let all = match t {
-        MessageType::Normal | MessageType::Unspecified => vec![M::Normal],
-        MessageType::Fifo => vec![M::Fifo],
-        MessageType::Delay => vec![M::Delay],
-        MessageType::Transaction => vec![M::Transaction],
-        MessageType::Mixed => vec![M::Normal, M::Fifo, M::Delay, M::Transaction],
-    };
-    all.into_iter().map(|m| m as i32).collect()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use tern_protocol::admin::{MessageType, Permission};
 
     use super::*;
 

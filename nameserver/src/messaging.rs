@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern_model::{GroupName, TopicName};
+use tern_protocol::convert::accepted_types;
 use tern_protocol::endpoints::endpoints;
 use tern_protocol::settings::{self, ServerLimits};
 use tern_protocol::status::{ok, status};
@@ -18,7 +19,6 @@ use tokio::sync::watch;
 use tokio_stream::Iter;
 use tonic::{Request, Response, Streaming};
 
-use crate::convert::{accepted_types, permission_out};
 use crate::registry::{BrokerRoute, Registry};
 
 /// Longest long-polling wait of one receive, as told to consumers (the
@@ -118,7 +118,7 @@ fn queue(resource: &Resource, b: &BrokerRoute, id: i32) -> MessageQueue {
     MessageQueue {
         topic: Some(resource.clone()),
         id,
-        permission: permission_out(b.topic.permission) as i32,
+        permission: Permission::from(b.topic.permission) as i32,
         broker: Some(Broker {
             name: b.broker.clone(),
             id: 0,

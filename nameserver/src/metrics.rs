@@ -100,7 +100,7 @@ mod tests {
     use std::time::Duration;
 
     use tern_model::TopicName;
-    use tern_protocol::admin::{MessageType, Permission};
+    use tern_model::{MessageType, Permission};
 
     use super::*;
     use crate::registry::{BrokerTable, TopicEntry};

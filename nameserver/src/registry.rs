@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use tern_model::{GroupName, TopicName};
-use tern_protocol::admin::{MessageType, Permission};
+use tern_model::{GroupName, MessageType, Permission, TopicName};
 use tern_protocol::settings::GroupPolicy;
 
 /// One topic as a broker serves it. Built by the gRPC edge from validated
@@ -31,7 +30,7 @@ pub struct TopicEntry {
 impl TopicEntry {
     /// Whether clients may receive from the topic's queues.
     pub fn readable(&self) -> bool {
-        matches!(self.permission, Permission::ReadWrite | Permission::Read)
+        self.permission.readable()
     }
 }
 
