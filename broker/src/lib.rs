@@ -1,6 +1,6 @@
 //! The Tern broker: the server that RocketMQ 5 gRPC SDKs talk to.
 //!
-//! The domain core is plain blocking Rust with no network code:
+//! The core state is plain blocking Rust with no network code:
 //!
 //! - [`meta`]: the registry of topics (queue count, message type,
 //!   permission) and consumer groups (FIFO flag, retry limit), validated
@@ -21,29 +21,40 @@
 //! - [`timer`]: delayed messages, parked until their delivery time;
 //! - [`txn`]: transactional (half) messages, parked until their
 //!   transaction ends, and the checks that ask producers about them;
-//! - [`error`]: [`BrokerError`], the crate's one error enum.
-//!
-//! On top of it, the network edge:
-//!
-//! - [`grpc`]: the `apache.rocketmq.v2.MessagingService` ([`grpc::Messaging`]:
-//!   the telemetry settings handshake, routes and assignments, send,
-//!   receive with notified long polling and `auto_renew`, ack, change of
-//!   invisibility, dead-letter forwarding, offset-based pull and offsets,
-//!   heartbeat, back-pressure on send) and Tern's `TernAdmin` service
-//!   ([`grpc::Admin`]: topics, groups with lag, cluster status). Protobuf
-//!   requests become validated values at the edge, and [`BrokerError`] is
-//!   mapped to RocketMQ status codes in one place;
+//! - [`error`]: [`BrokerError`], the crate's one error enum;
 //! - [`dedup`]: send de-duplication: a repeated send of a message id
 //!   within a window is answered with the original result, not stored
-//!   again (also across a restart, from the store's message-id index);
+//!   again (also across a restart, from the store's message-id index).
+//!
+//! The domain layer, where the broker's decisions are made, over that
+//! core (async, but no gRPC types):
+//!
+//! - [`produce`]: the one send path for every kind of message (route,
+//!   de-duplicate, admit under back-pressure, write or park; the outcome
+//!   as [`produce::Sent`]), ending transactions, and the transaction
+//!   checker;
+//! - [`consume`]: receive with long polling and `auto_renew`, ack, change
+//!   of invisibility, dead-lettering, pull and offsets, message query and
+//!   lag;
+//! - `wake` (long-poll wake-ups and the store listener) and [`Closing`]
+//!   (the shutdown signal) serve both.
+//!
+//! On top of it, the network edge, which converts and maps and decides
+//! nothing of its own:
+//!
+//! - [`grpc`]: the `apache.rocketmq.v2.MessagingService` ([`grpc::Messaging`])
+//!   and Tern's `TernAdmin` service ([`grpc::Admin`]: topics, groups with
+//!   lag, cluster status, message query). Protobuf requests become
+//!   validated domain values at the edge, and [`BrokerError`] is mapped to
+//!   RocketMQ status codes in one place;
 //! - [`metrics`]: Prometheus metrics and the HTTP port serving them with
 //!   `/healthz` and `/readyz`;
 //! - [`cluster`]: with name servers configured, registration of the
 //!   topic and group table with each of them (streamed in chunks),
 //!   heartbeats, and routes and assignments across all brokers;
 //! - [`Broker`]: opens the store, registry and consumption state of one
-//!   data directory and serves both services with tonic (and the HTTP
-//!   port if configured), with a graceful shutdown.
+//!   data directory, wires the domain and serves both services with tonic
+//!   (and the HTTP port if configured), with a graceful shutdown.
 //!
 //! Still to come: TLS and authentication.
 #![forbid(unsafe_code)]
