@@ -36,6 +36,8 @@
 //! - [`consume`]: receive with long polling and `auto_renew`, ack, change
 //!   of invisibility, dead-lettering, pull and offsets, message query and
 //!   lag;
+//! - [`routes`]: where a topic's queues are, for routes and push-consumer
+//!   assignments, across brokers when name servers are configured;
 //! - `wake` (long-poll wake-ups and the store listener) and [`Closing`]
 //!   (the shutdown signal) serve both.
 //!
@@ -75,6 +77,7 @@ pub(crate) mod park;
 pub mod pop;
 pub mod produce;
 pub mod receipt;
+pub mod routes;
 mod server;
 mod task;
 mod testutil;

@@ -23,6 +23,7 @@ use crate::meta::Registry;
 use crate::metrics::{Health, HttpState, Metrics, serve_http};
 use crate::pop::{Pop, PopConfig};
 use crate::produce::{AdmissionLimits, Produce, ProduceConfig};
+use crate::routes::Routes;
 use crate::timer::{DelayConfig, Timer};
 use crate::txn::{TransactionConfig, Transactions};
 use crate::wake::{Listeners, Wakers};
@@ -211,18 +212,21 @@ impl Broker {
             self.cfg.auto_renew_invisible,
             closing.clone(),
         ));
-        let service_cfg = ServiceConfig {
-            cluster: crate::cluster::routes(&self.cfg.nameservers)?,
-            ..ServiceConfig::new(
-                self.cfg.name.clone(),
-                advertised.clone(),
-                self.cfg.store.max_body_bytes,
-            )
-        };
+        let routes = Routes::new(
+            Arc::clone(&self.registry),
+            self.cfg.name.clone(),
+            crate::cluster::routes(&self.cfg.nameservers)?,
+        );
+        let service_cfg = ServiceConfig::new(
+            self.cfg.name.clone(),
+            advertised.clone(),
+            self.cfg.store.max_body_bytes,
+        );
         let messaging = Messaging::new(
             Arc::clone(&self.registry),
             Arc::clone(&produce),
             Arc::clone(&consume),
+            routes,
             service_cfg,
             closing.clone(),
         );

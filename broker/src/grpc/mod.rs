@@ -35,6 +35,7 @@ use crate::closing::Closing;
 use crate::consume::Consume;
 use crate::meta::Registry;
 use crate::produce::Produce;
+use crate::routes::Routes;
 
 /// What the messaging service tells clients about this broker.
 #[derive(Debug, Clone)]
@@ -46,21 +47,16 @@ pub struct ServiceConfig {
     pub advertised_address: String,
     /// Largest message body accepted (sent to clients in the settings).
     pub max_body_bytes: usize,
-    /// Routes across all brokers from the name servers, when the broker
-    /// has any; `None` (the default) answers routes from this broker
-    /// alone.
-    pub cluster: Option<Arc<crate::cluster::ClusterRoutes>>,
 }
 
 impl ServiceConfig {
     /// A broker named `broker_name` at `advertised_address` accepting
-    /// bodies of up to `max_body_bytes`, without name servers.
+    /// bodies of up to `max_body_bytes`.
     pub fn new(broker_name: String, advertised_address: String, max_body_bytes: usize) -> Self {
         Self {
             broker_name,
             advertised_address,
             max_body_bytes,
-            cluster: None,
         }
     }
 }
@@ -77,18 +73,20 @@ struct Shared {
     registry: Arc<Registry>,
     produce: Arc<Produce>,
     consume: Arc<Consume>,
+    routes: Routes,
     cfg: ServiceConfig,
     /// Ends telemetry streams (long polls end through `consume`).
     closing: Closing,
 }
 
 impl Messaging {
-    /// The service over `produce` and `consume`; its telemetry streams
-    /// end when `closing` closes.
+    /// The service over `produce`, `consume` and `routes`; its telemetry
+    /// streams end when `closing` closes.
     pub fn new(
         registry: Arc<Registry>,
         produce: Arc<Produce>,
         consume: Arc<Consume>,
+        routes: Routes,
         cfg: ServiceConfig,
         closing: Closing,
     ) -> Self {
@@ -97,6 +95,7 @@ impl Messaging {
                 registry,
                 produce,
                 consume,
+                routes,
                 cfg,
                 closing,
             }),

@@ -16,7 +16,7 @@ use super::receive::grpc_deadline;
 use super::status::{Client, ok, overall};
 use super::telemetry::TelemetryStream;
 use crate::consume::StreamGuard;
-use crate::meta::TopicConfig;
+use crate::routes::{Place, RouteQueue};
 
 type Reply<T> = Result<Response<T>, tonic::Status>;
 type Items<T> = Iter<std::vec::IntoIter<Result<T, tonic::Status>>>;
@@ -61,168 +61,80 @@ macro_rules! client {
 }
 
 impl Messaging {
-    /// The topic's route. Without name servers: this broker's queues, at
-    /// the endpoints the client dialled. With them: every live broker's
-    /// queues as the name servers know them, this broker's own from its
-    /// registry (all at their advertised addresses, as the name servers
-    /// give them); if no name server answers, this broker's queues alone.
+    /// The topic's route ([`crate::routes::Routes::route`]).
     async fn route(
         &self,
         c: &Client,
         req: &QueryRouteRequest,
     ) -> Result<Vec<MessageQueue>, Status> {
         let name = topic_name(c, req.topic.as_ref())?;
-        let local = self.shared.registry.topic(name.as_str());
-        let remote = match &self.shared.cfg.cluster {
-            Some(cluster) => cluster.route(name.as_str()).await,
-            None => None,
-        };
-        let Some(remote) = remote else {
-            let topic = local.map_err(|e| c.error(&e))?;
-            return Ok(self.queues(&topic, &self.broker(req.endpoints.as_ref())));
-        };
-        let own = &self.shared.cfg.broker_name;
-        let mut queues = match &local {
-            Ok(topic) => self.queues(topic, &self.broker(None)),
-            Err(_) => Vec::new(),
-        };
-        for r in remote.iter().filter(|r| &r.broker != own) {
-            let broker = Broker {
-                name: r.broker.clone(),
-                id: 0,
-                endpoints: r.endpoints.first().and_then(|e| endpoints(e)),
-            };
-            queues.extend(self.queues(&r.topic, &broker));
-        }
-        match local {
-            Err(e) if queues.is_empty() => Err(c.error(&e)),
-            _ => Ok(queues),
-        }
-    }
-
-    /// Assignments for a push consumer. Without name servers, or when
-    /// none answers: this broker's ([`Messaging::assignment`]). With
-    /// them: every readable broker's, in the same shape (the whole broker
-    /// as queue -1, or each queue for a FIFO group), this broker's at its
-    /// advertised address, since clients ask any broker of the route.
-    async fn cluster_assignment(
-        &self,
-        c: &Client,
-        req: &QueryAssignmentRequest,
-    ) -> Result<Vec<Assignment>, Status> {
-        let remote = match &self.shared.cfg.cluster {
-            Some(cluster) => {
-                let name = topic_name(c, req.topic.as_ref())?;
-                cluster.route(name.as_str()).await
-            }
-            None => None,
-        };
-        let Some(remote) = remote else {
-            return self.assignment(c, req);
-        };
-        let group = group_name(c, req.group.as_ref())?;
-        let fifo = self
+        let queues = self
             .shared
-            .registry
-            .group(group.as_str())
-            .is_ok_and(|g| g.fifo());
-        let own = &self.shared.cfg.broker_name;
-        let local = self.assignment(
-            c,
-            &QueryAssignmentRequest {
-                endpoints: None,
-                ..req.clone()
-            },
-        );
-        let mut out = local.clone().unwrap_or_default();
-        for r in remote
-            .iter()
-            .filter(|r| &r.broker != own && r.topic.permission().readable())
-        {
-            let broker = Broker {
-                name: r.broker.clone(),
-                id: 0,
-                endpoints: r.endpoints.first().and_then(|e| endpoints(e)),
-            };
-            let ids: Vec<i32> = if fifo {
-                (0..r.topic.queues())
-                    .map(|q| i32::try_from(q).unwrap_or(i32::MAX))
-                    .collect()
-            } else {
-                vec![-1]
-            };
-            out.extend(ids.into_iter().map(|id| Assignment {
-                message_queue: Some(self.queue(&r.topic, id, &broker)),
-            }));
-        }
-        match local {
-            Err(s) if out.is_empty() => Err(s),
-            _ => Ok(out),
-        }
+            .routes
+            .route(&name)
+            .await
+            .map_err(|e| c.error(&e))?;
+        Ok(queues
+            .into_iter()
+            .map(|q| self.queue(q, req.endpoints.as_ref()))
+            .collect())
     }
 
-    /// Every queue of `topic` on `broker`.
-    fn queues(&self, topic: &TopicConfig, broker: &Broker) -> Vec<MessageQueue> {
-        (0..topic.queues())
-            .map(|id| self.queue(topic, i32::try_from(id).unwrap_or(i32::MAX), broker))
-            .collect()
-    }
-
-    /// This broker, reachable at the endpoints the client dialled, else
-    /// at the advertised address.
-    fn broker(&self, dialled: Option<&Endpoints>) -> Broker {
-        let cfg = &self.shared.cfg;
-        let endpoints = dialled
-            .filter(|e| !e.addresses.is_empty())
-            .cloned()
-            .or_else(|| endpoints(&cfg.advertised_address));
-        Broker {
-            name: cfg.broker_name.clone(),
-            id: 0,
-            endpoints,
-        }
-    }
-
-    fn queue(&self, topic: &TopicConfig, id: i32, broker: &Broker) -> MessageQueue {
-        MessageQueue {
-            topic: Some(Resource {
-                resource_namespace: String::new(),
-                name: topic.name().to_string(),
-            }),
-            id,
-            permission: permission(topic.permission()) as i32,
-            broker: Some(broker.clone()),
-            accept_message_types: accepted_types(topic.message_type()),
-        }
-    }
-
-    fn assignment(
+    /// Assignments for a push consumer
+    /// ([`crate::routes::Routes::assignment`]).
+    async fn assignment(
         &self,
         c: &Client,
         req: &QueryAssignmentRequest,
     ) -> Result<Vec<Assignment>, Status> {
         let name = topic_name(c, req.topic.as_ref())?;
         let group = group_name(c, req.group.as_ref())?;
-        let sh = &self.shared;
-        let topic = sh.registry.topic(name.as_str()).map_err(|e| c.error(&e))?;
-        if !topic.permission().readable() {
-            return Err(c.status(Code::Forbidden, format!("topic {name} is not readable")));
-        }
-        let fifo = sh.registry.group(group.as_str()).is_ok_and(|g| g.fifo());
-        let broker = self.broker(req.endpoints.as_ref());
-        let ids: Vec<i32> = if fifo {
-            (0..topic.queues())
-                .map(|q| i32::try_from(q).unwrap_or(i32::MAX))
-                .collect()
-        } else {
-            vec![-1]
-        };
-        Ok(ids
+        let queues = self
+            .shared
+            .routes
+            .assignment(&name, &group)
+            .await
+            .map_err(|e| c.error(&e))?;
+        Ok(queues
             .into_iter()
-            .map(|id| Assignment {
-                message_queue: Some(self.queue(&topic, id, &broker)),
+            .map(|q| Assignment {
+                message_queue: Some(self.queue(q, req.endpoints.as_ref())),
             })
             .collect())
+    }
+
+    /// A route entry as the protocol carries it; this broker is at the
+    /// endpoints the client `dialled` where the entry says so, else at
+    /// its advertised address.
+    fn queue(&self, q: RouteQueue, dialled: Option<&Endpoints>) -> MessageQueue {
+        let cfg = &self.shared.cfg;
+        let broker = match q.place {
+            Place::Local {
+                dialled: at_dialled,
+            } => Broker {
+                name: cfg.broker_name.clone(),
+                id: 0,
+                endpoints: dialled
+                    .filter(|e| at_dialled && !e.addresses.is_empty())
+                    .cloned()
+                    .or_else(|| endpoints(&cfg.advertised_address)),
+            },
+            Place::Remote { broker, endpoint } => Broker {
+                name: broker,
+                id: 0,
+                endpoints: endpoint.and_then(|e| endpoints(&e)),
+            },
+        };
+        MessageQueue {
+            topic: Some(Resource {
+                resource_namespace: String::new(),
+                name: q.topic.name().to_string(),
+            }),
+            id: q.queue_id,
+            permission: permission(q.topic.permission()) as i32,
+            broker: Some(broker),
+            accept_message_types: accepted_types(q.topic.message_type()),
+        }
     }
 
     async fn ack(&self, c: &Client, req: AckMessageRequest) -> AckMessageResponse {
@@ -326,7 +238,7 @@ impl MessagingService for Messaging {
             status: Some(s),
             assignments: Vec::new(),
         });
-        reply(match self.cluster_assignment(&c, req.get_ref()).await {
+        reply(match self.assignment(&c, req.get_ref()).await {
             Ok(assignments) => QueryAssignmentResponse {
                 status: Some(ok()),
                 assignments,
