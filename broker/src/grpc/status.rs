@@ -200,6 +200,50 @@ mod tests {
     }
 
     #[test]
+    fn domain_refusals_map_to_their_codes() {
+        let (c, rust) = (client(false), client(true));
+        let cases = [
+            (
+                BrokerError::WrongMessageType("x".into()),
+                Code::MessagePropertyConflictWithType,
+            ),
+            (BrokerError::Unsupported("x".into()), Code::Unsupported),
+            (
+                BrokerError::InvalidTransactionId("x".into()),
+                Code::InvalidTransactionId,
+            ),
+            (BrokerError::TransactionEnded("x".into()), Code::NotFound),
+            (
+                BrokerError::PollingTime("x".into()),
+                Code::IllegalPollingTime,
+            ),
+            (
+                BrokerError::InvisibleTime("x".into()),
+                Code::IllegalInvisibleTime,
+            ),
+            (BrokerError::IllegalOffset("x".into()), Code::IllegalOffset),
+            (
+                BrokerError::OffsetNotFound("x".into()),
+                Code::OffsetNotFound,
+            ),
+            (
+                BrokerError::Precondition("x".into()),
+                Code::PreconditionFailed,
+            ),
+        ];
+        for (e, code) in cases {
+            let s = c.error(&e);
+            assert_eq!(s.code, code as i32, "{e:?}");
+            assert_eq!(s.message, "x", "the message is the domain's own");
+        }
+        // Codes the Rust SDK predates become older ones.
+        let offset = rust.error(&BrokerError::IllegalOffset("x".into()));
+        assert_eq!(offset.code, Code::BadRequest as i32);
+        let missing = rust.error(&BrokerError::OffsetNotFound("x".into()));
+        assert_eq!(missing.code, Code::NotFound as i32);
+    }
+
+    #[test]
     fn legacy_clients_get_older_codes() {
         let e: BrokerError = MessageError::EmptyBody.into();
         assert_eq!(client(true).error(&e).code, Code::BadRequest as i32);

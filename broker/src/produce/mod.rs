@@ -388,9 +388,6 @@ impl Produce {
                     }
                 }
                 for ((slot, id), outcome) in slots.into_iter().zip(ids).zip(outcomes) {
-                    if park == Some(ParkKind::Half) {
-                        tracing::debug!(message_id = %id, ?outcome, "half message parked");
-                    }
                     results[slot] = Some(Ok(Sent::of(outcome, &id)));
                 }
             }
