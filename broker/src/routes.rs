@@ -111,10 +111,9 @@ impl Routes {
         let Some(others) = self.others(topic).await else {
             return self.local_assignment(topic, fifo, true);
         };
-        let local = self.local_assignment(topic, fifo, false);
-        let mut out = match &local {
-            Ok(q) => q.clone(),
-            Err(_) => Vec::new(),
+        let (mut out, refused) = match self.local_assignment(topic, fifo, false) {
+            Ok(q) => (q, None),
+            Err(e) => (Vec::new(), Some(e)),
         };
         for (place, t) in others
             .into_iter()
@@ -122,8 +121,8 @@ impl Routes {
         {
             out.extend(assigned(place, &t, fifo));
         }
-        match local {
-            Err(e) if out.is_empty() => Err(e),
+        match refused {
+            Some(e) if out.is_empty() => Err(e),
             _ => Ok(out),
         }
     }

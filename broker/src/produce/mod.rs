@@ -357,8 +357,14 @@ impl Produce {
             claims.push(item.claim);
             msgs.push(item.msg);
         }
-        let ids: Vec<String> = msgs.iter().map(|m| m.message_id.clone()).collect();
+        // A delayed message's recall handle names its id.
+        let ids: Vec<String> = if park == Some(ParkKind::Timer) {
+            msgs.iter().map(|m| m.message_id.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let started = Instant::now();
+        let mut appended = None;
         let written = match self.admission.admit() {
             Ok(pending) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
@@ -373,7 +379,7 @@ impl Produce {
                     drop(pending);
                     let _ = tx.send(r);
                 };
-                self.start_write(park, &msgs, done);
+                appended = self.start_write(park, msgs, done);
                 rx.await
                     .unwrap_or_else(|_| Err(BrokerError::Failed("the write went away".into())))
             }
@@ -381,14 +387,15 @@ impl Produce {
         };
         match written {
             Ok(outcomes) => {
-                if park.is_none() {
+                if let Some(msgs) = appended {
                     self.metrics.appended(started.elapsed());
                     for m in &msgs {
                         self.metrics.stored(m.topic.as_str(), m.body.len());
                     }
                 }
-                for ((slot, id), outcome) in slots.into_iter().zip(ids).zip(outcomes) {
-                    results[slot] = Some(Ok(Sent::of(outcome, &id)));
+                for (i, (slot, outcome)) in slots.into_iter().zip(outcomes).enumerate() {
+                    let id = ids.get(i).map_or("", String::as_str);
+                    results[slot] = Some(Ok(Sent::of(outcome, id)));
                 }
             }
             Err(e) => {
@@ -401,13 +408,15 @@ impl Produce {
     }
 
     /// Starts the write of `msgs` where `park` says; `done` gets each
-    /// message's outcome once the flush policy's promise is kept.
+    /// message's outcome once the flush policy's promise is kept. Gives
+    /// back the messages written to their topics (the store only borrows
+    /// them), to be counted; parked ones are handed over.
     fn start_write(
         &self,
         park: Option<ParkKind>,
-        msgs: &[Message],
+        msgs: Vec<Message>,
         done: impl FnOnce(Result<Vec<Outcome>>) + Send + 'static,
-    ) {
+    ) -> Option<Vec<Message>> {
         let parked = move |park, r: Result<Vec<u64>>| {
             r.map(|offsets| {
                 offsets
@@ -419,7 +428,7 @@ impl Produce {
         match park {
             None => {
                 let queues: Vec<u32> = msgs.iter().map(|m| m.queue_id).collect();
-                self.store.append_then(msgs, move |r| {
+                self.store.append_then(&msgs, move |r| {
                     done(r.map_err(BrokerError::from).map(|appended| {
                         appended
                             .iter()
@@ -433,15 +442,17 @@ impl Produce {
                             .collect()
                     }));
                 });
+                return Some(msgs);
             }
             Some(ParkKind::Timer) => self
                 .timer
-                .schedule(msgs.to_vec(), move |r| done(parked(ParkKind::Timer, r))),
+                .schedule(msgs, move |r| done(parked(ParkKind::Timer, r))),
             Some(ParkKind::Half) => match &self.transactions {
-                Some(txn) => txn.park(msgs.to_vec(), move |r| done(parked(ParkKind::Half, r))),
+                Some(txn) => txn.park(msgs, move |r| done(parked(ParkKind::Half, r))),
                 None => done(Err(route::transactions_off())),
             },
         }
+        None
     }
 
     /// Cancels the delayed message of `topic` that `handle` names, before
