@@ -69,6 +69,11 @@ pub enum Command {
     #[command(flatten)]
     Admin(crate::admin::AdminCommand),
 
+    /// Generate load (produce, consume or end to end) and report
+    /// throughput, latency and CPU per message
+    #[command(long_about = crate::bench::LONG_ABOUT)]
+    Bench(Box<crate::bench::BenchArgs>),
+
     /// Print the version of this build
     #[command(long_about = "Print the version of this build (the same as `tern --version`).")]
     Version,

@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod args;
+mod bench;
 mod logging;
 mod server;
 mod standalone;
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             server::run(command)
         }
         Command::Admin(command) => admin::run(command),
+        Command::Bench(args) => bench::run(*args),
     }
 }
