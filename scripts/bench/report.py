@@ -1,0 +1,490 @@
+#!/usr/bin/env python3
+"""Helper of scripts/bench-compare (standard library only).
+
+  report.py machine --data-root DIR [--set KEY=VALUE ...]
+      One JSON object with the machine's facts: CPU model and cores, memory,
+      kernel, the file system of DIR, and its limits measured now (buffered
+      sequential write bandwidth, fdatasync latency of 4 KiB appends), a few
+      seconds at most.
+  report.py record --results FILE [--bench JSON] [--fill JSON] [--set KEY=VALUE ...]
+      Appends one line (one run of one case on one system) to FILE.
+  report.py table FILE [--out MD] [--command TEXT]
+      The medians over the repeats of each case and system as a Markdown
+      table, with the ratio Tern/Apache; --out also writes the machine facts
+      and the exact commands, for docs/benchmarks.md.
+
+`tern bench --output json` fields are looked up by name patterns (see
+METRICS below), so renamed or nested fields only need a pattern here.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+
+# ---------------------------------------------------------------- helpers
+
+def parse_value(text):
+    """KEY=VALUE values: JSON when they parse as JSON, else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_sets(items):
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"report.py: --set wants KEY=VALUE, not {item!r}")
+        out[key] = parse_value(value)
+    return out
+
+
+def read_json_file(path):
+    """(object, None) or (None, why)."""
+    if not path:
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        return None, f"cannot read {path}: {e}"
+    text = text.strip()
+    if not text:
+        return None, "no output"
+    try:
+        return json.loads(text), None
+    except ValueError:
+        # The last line may be the object when something printed before it.
+        for line in reversed(text.splitlines()):
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    return json.loads(line), None
+                except ValueError:
+                    break
+        return None, "not JSON: " + text[:300]
+
+
+def percentile(sorted_values, q):
+    if not sorted_values:
+        return None
+    i = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[i]
+
+
+# ---------------------------------------------------------------- machine
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def mem_total_gib():
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def mount_of(path):
+    """(mount point, device, fs type) holding path, from /proc/mounts."""
+    real = os.path.realpath(path)
+    best = ("/", "?", "?")
+    try:
+        with open("/proc/mounts", encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                dev, mnt, fstype = parts[0], parts[1], parts[2]
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[0]):
+                    best = (mnt, dev, fstype)
+    except OSError:
+        pass
+    return best
+
+
+def measure_disk(root, seq_seconds=2.0, seq_max_mib=512, sync_seconds=2.0, sync_max=2000):
+    """Buffered sequential write then one fdatasync; then 4 KiB appends each
+    followed by fdatasync. Bounded in time (a few seconds in all)."""
+    d = tempfile.mkdtemp(prefix="bench-compare-disk-", dir=root)
+    out = {}
+    try:
+        chunk = os.urandom(1 << 20)
+        path = os.path.join(d, "seq")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        written = 0
+        t0 = time.perf_counter()
+        while written < seq_max_mib and time.perf_counter() - t0 < seq_seconds:
+            os.write(fd, chunk)
+            written += 1
+        os.fdatasync(fd)
+        t1 = time.perf_counter()
+        os.close(fd)
+        os.unlink(path)
+        out["seq_write_mib"] = written
+        out["seq_write_mib_per_s"] = round(written / (t1 - t0), 1)
+
+        block = os.urandom(4096)
+        path = os.path.join(d, "sync")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        lat = []
+        t0 = time.perf_counter()
+        while len(lat) < sync_max and time.perf_counter() - t0 < sync_seconds:
+            s = time.perf_counter()
+            os.write(fd, block)
+            os.fdatasync(fd)
+            lat.append((time.perf_counter() - s) * 1e6)
+        os.close(fd)
+        lat.sort()
+        out["fdatasync_4k_count"] = len(lat)
+        out["fdatasync_4k_us_p50"] = round(percentile(lat, 0.50), 1)
+        out["fdatasync_4k_us_p99"] = round(percentile(lat, 0.99), 1)
+        out["fdatasync_4k_us_mean"] = round(sum(lat) / len(lat), 1)
+        out["fdatasync_per_s"] = round(len(lat) / (sum(lat) / 1e6), 1)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+def cmd_machine(a):
+    mnt, dev, fstype = mount_of(a.data_root)
+    try:
+        load = open("/proc/loadavg", encoding="utf-8").read().split()[:3]
+    except OSError:
+        load = []
+    facts = {
+        "type": "machine",
+        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "mem_gib": mem_total_gib(),
+        "kernel": platform.release(),
+        "data_root": os.path.realpath(a.data_root),
+        "fs": {"mount": mnt, "device": dev, "type": fstype},
+        "loadavg_at_start": [float(x) for x in load],
+        "network": "clients and brokers on this machine, over loopback (127.0.0.1); "
+                   "the load generator shares the cores with the broker",
+    }
+    if not a.no_disk:
+        facts["disk"] = measure_disk(a.data_root)
+    facts.update(parse_sets(a.set))
+    print(json.dumps(facts, sort_keys=False))
+
+
+# ---------------------------------------------------------------- record
+
+def cmd_record(a):
+    rec = {"type": "run"}
+    rec.update(parse_sets(a.set))
+    for name, path in (("bench", a.bench), ("fill", a.fill)):
+        obj, why = read_json_file(path)
+        if path:
+            rec[name] = obj
+            if why:
+                rec[name + "_error"] = why
+    with open(a.results, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+# ---------------------------------------------------------------- table
+
+def flatten(obj, prefix=""):
+    out = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out.update(flatten(v, f"{prefix}.{i}"))
+    else:
+        out[prefix] = obj
+    return out
+
+
+def is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def find(flat, must, leaf=None, avoid=()):
+    """First numeric value whose lower-cased path contains every word of
+    `must`, none of `avoid`, and (if given) whose last part is one of `leaf`."""
+    for path, v in flat.items():
+        if not is_num(v):
+            continue
+        p = path.lower()
+        if any(w not in p for w in must) or any(w in p for w in avoid):
+            continue
+        if leaf is not None and p.rsplit(".", 1)[-1] not in leaf:
+            continue
+        return path, v
+    return None, None
+
+
+def latency_ms(flat, kind, pct):
+    """A latency percentile in milliseconds; kind is 'send' or 'e2e'."""
+    leaves = {"p50": ("p50", "p50_us", "p50_ms"),
+              "p99": ("p99", "p99_us", "p99_ms"),
+              "p999": ("p999", "p99_9", "p99.9", "p999_us", "p999_ms")}[pct]
+    for must in ((kind, "lat"), (kind,)):
+        path, v = find(flat, must, leaf=leaves, avoid=("error",))
+        if path is None:
+            # flat keys like send_latency_p50_us
+            path, v = find(flat, must + (pct,), avoid=("error",))
+        if path is not None:
+            p = path.lower()
+            if "_ns" in p or p.endswith("ns"):
+                return v / 1e6
+            if "_ms" in p or p.endswith("ms"):
+                return float(v)
+            return v / 1e3  # microseconds, the bench's unit
+    return None
+
+
+def metrics(rec):
+    """The figures of one run shown in the table."""
+    bench = rec.get("bench")
+    flat = flatten(bench) if isinstance(bench, dict) else {}
+    m = {}
+    _, m["msg_per_s"] = find(flat, ("msg_per_s",), avoid=("error",))
+    if m["msg_per_s"] is None:
+        _, m["msg_per_s"] = find(flat, ("per_s",), avoid=("mib", "error", "byte", "cpu"))
+    _, m["messages"] = find(flat, ("messages",), leaf=("messages",))
+    kind = "e2e" if rec.get("mode") == "e2e" else ("send" if rec.get("mode") == "produce" else None)
+    for pct in ("p50", "p99", "p999"):
+        m[pct] = latency_ms(flat, kind, pct) if kind else None
+    _, m["broker_cpu"] = find(flat, ("broker", "cpu", "per_m"))
+    _, m["client_cpu"] = find(flat, ("cpu", "per_m"), avoid=("broker",))
+    errors = flat.get("errors")
+    if not is_num(errors):
+        _, errors = find(flat, ("error",), leaf=("total", "errors_total", "error_count"),
+                         avoid=("warmup",))
+    if not is_num(errors):
+        nums = [v for p, v in flat.items()
+                if p.lower().startswith("errors") and is_num(v)
+                and p.lower().rsplit(".", 1)[-1] in ("count", "n")]
+        errors = sum(nums) if nums else (0 if isinstance(bench, dict) and "errors" in bench else None)
+    m["errors"] = errors
+    rss = rec.get("end_rss_kib")
+    m["rss_mib"] = rss / 1024 if is_num(rss) else None
+    return m
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "—"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "—"
+    return f"×{a / b:.2f}"
+
+
+def median(values):
+    values = [v for v in values if is_num(v)]
+    return statistics.median(values) if values else None
+
+
+COLUMNS = [  # key, header, digits
+    ("msg_per_s", "msg/s", 0),
+    ("p50", "p50 ms", 2),
+    ("p99", "p99 ms", 2),
+    ("p999", "p99.9 ms", 2),
+    ("broker_cpu", "broker CPU µs/msg", 1),
+    ("client_cpu", "client CPU µs/msg", 1),
+    ("rss_mib", "broker RSS MiB", 0),
+    ("errors", "errors", 0),
+]
+
+
+def load(path):
+    machine, runs = None, []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                print(f"report.py: {path}:{n} is not JSON, skipped", file=sys.stderr)
+                continue
+            if rec.get("type") == "machine":
+                machine = rec
+            elif rec.get("type") == "run":
+                runs.append(rec)
+    return machine, runs
+
+
+def ordered(values):
+    seen = []
+    for v in values:
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+def load_table(runs):
+    cases = ordered(r["case"] for r in runs if r.get("mode") not in (None, "", "none"))
+    systems = ordered(r["system"] for r in runs)
+    lines = ["| case | system | runs | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+             "|" + "---|" * (3 + len(COLUMNS))]
+    for case in cases:
+        med = {}
+        for system in systems:
+            rs = [r for r in runs if r["case"] == case and r["system"] == system]
+            ok = [r for r in rs if r.get("ok")]
+            if not rs:
+                continue
+            ms = [metrics(r) for r in ok]
+            med[system] = {k: median([m[k] for m in ms]) for k, _, _ in COLUMNS}
+            cells = [fmt(med[system][k], d) for k, _, d in COLUMNS]
+            lines.append(f"| {case} | {system} | {len(ok)}/{len(rs)} | " + " | ".join(cells) + " |")
+        if "tern" in med and "apache" in med:
+            cells = [ratio(med["tern"][k], med["apache"][k]) if k != "errors" else ""
+                     for k, _, _ in COLUMNS]
+            lines.append(f"| {case} | Tern/Apache | | " + " | ".join(cells) + " |")
+    return lines if cases else []
+
+
+def startup_table(runs):
+    systems = ordered(r["system"] for r in runs)
+    lines = ["| system | starts | start-to-serving s (median, min–max) | idle broker RSS MiB "
+             "| idle name server RSS MiB | topic+group setup s | stop s |",
+             "|---|---|---|---|---|---|---|"]
+    for system in systems:
+        rs = [r for r in runs if r["system"] == system and is_num(r.get("serving_s"))]
+        if not rs:
+            continue
+        serving = [r["serving_s"] for r in rs]
+        idle = median([r.get("idle_rss_kib") for r in rs])
+        ns = median([r.get("namesrv_idle_rss_kib") for r in rs])
+        setup = median([r.get("setup_s") for r in rs])
+        stop = median([r.get("stop_s") for r in rs])
+        lines.append(
+            f"| {system} | {len(rs)} | {median(serving):.2f} ({min(serving):.2f}–{max(serving):.2f}) "
+            f"| {fmt(idle / 1024 if idle else None)} | {fmt(ns / 1024 if ns else None)} "
+            f"| {fmt(setup, 1)} | {fmt(stop, 1)} |")
+    return lines if len(lines) > 2 else []
+
+
+def machine_lines(m):
+    if not m:
+        return ["- (no machine record in the results file)"]
+    out = [f"- CPU: {m.get('cpu_model')}, {m.get('cores')} cores; memory {m.get('mem_gib')} GiB; "
+           f"Linux {m.get('kernel')}"]
+    fs = m.get("fs") or {}
+    disk = m.get("disk") or {}
+    line = f"- Data directories under {m.get('data_root')}: {fs.get('type')} on {fs.get('device')}"
+    if disk:
+        line += (f"; buffered sequential write {disk.get('seq_write_mib_per_s')} MiB/s "
+                 f"({disk.get('seq_write_mib')} MiB then fdatasync); 4 KiB append + fdatasync "
+                 f"p50 {disk.get('fdatasync_4k_us_p50')} µs, p99 {disk.get('fdatasync_4k_us_p99')} µs "
+                 f"(≈{disk.get('fdatasync_per_s')} fdatasync/s, {disk.get('fdatasync_4k_count')} samples)")
+    out.append(line)
+    out.append(f"- Network: {m.get('network')}")
+    out.append(f"- Load average when the run began: {m.get('loadavg_at_start')}")
+    for key, label in (("tern_version", "Tern"), ("git_commit", "Tern commit"),
+                       ("apache_version", "Apache RocketMQ"), ("java_version", "Java"),
+                       ("apache_proxy_jvm", "Apache proxy+broker JVM options"),
+                       ("apache_namesrv_jvm", "Apache name server JVM options")):
+        if m.get(key):
+            out.append(f"- {label}: `{m[key]}`" if "jvm" in key else f"- {label}: {m[key]}")
+    return out
+
+
+def failures(runs):
+    out = []
+    for r in runs:
+        if not r.get("ok"):
+            out.append(f"- {r.get('case')} / {r.get('system')} / repeat {r.get('repeat')}: "
+                       f"{r.get('error') or r.get('bench_error') or 'failed'} (logs: {r.get('logdir')})")
+    return out
+
+
+def cmd_table(a):
+    machine, runs = load(a.results)
+    if not runs:
+        sys.exit(f"report.py: no runs in {a.results}")
+    body = []
+    lt = load_table(runs)
+    if lt:
+        body += ["Medians over the repeats of each case (runs: succeeded/started). Latency is "
+                 "the send latency for produce cases and the end-to-end latency for e2e cases; "
+                 "RSS is the broker's after the run (for Apache the proxy JVM, broker embedded; "
+                 "name server apart). Tern/Apache: the ratio of the medians.", ""] + lt + [""]
+    st = startup_table(runs)
+    if st:
+        body += ["Start-up, over every fresh start of the run (Apache: name server then proxy "
+                 "in local mode; serving = gRPC port open and the proxy's start-up line, Tern: "
+                 "`tern topic list` answers; setup: Tern's `tern topic/group create`, Apache's "
+                 "`mqadmin updateTopic/updateSubGroup`, a JVM each; stop: SIGTERM to exit).", ""] + st + [""]
+    fl = failures(runs)
+    if fl:
+        body += ["Failed runs:", ""] + fl + [""]
+    print("\n".join(body))
+    if a.out:
+        doc = [f"### Tern and Apache RocketMQ {machine.get('apache_version', '') if machine else ''} "
+               f"side by side ({(machine or {}).get('time', '')[:10]})", ""]
+        doc += machine_lines(machine) + [""]
+        doc += ["Commands:", "", "```sh"]
+        if a.command:
+            doc.append(a.command)
+        for case in ordered(r["case"] for r in runs):
+            r = next(r for r in runs if r["case"] == case)
+            for key in ("fill_cmd", "bench_cmd"):
+                if r.get(key):
+                    doc.append(f"# {case} ({r.get('flush')} flush): {r[key]}")
+        doc += ["```", ""]
+        doc += body
+        with open(a.out, "w", encoding="utf-8") as f:
+            f.write("\n".join(doc).rstrip() + "\n")
+        print(f"wrote {a.out}", file=sys.stderr)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("machine")
+    m.add_argument("--data-root", required=True)
+    m.add_argument("--no-disk", action="store_true")
+    m.add_argument("--set", action="append")
+    r = sub.add_parser("record")
+    r.add_argument("--results", required=True)
+    r.add_argument("--bench")
+    r.add_argument("--fill")
+    r.add_argument("--set", action="append")
+    t = sub.add_parser("table")
+    t.add_argument("results")
+    t.add_argument("--out")
+    t.add_argument("--command")
+    a = p.parse_args()
+    {"machine": cmd_machine, "record": cmd_record, "table": cmd_table}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
