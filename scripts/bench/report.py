@@ -261,21 +261,49 @@ def latency_ms(flat, kind, pct):
     return None
 
 
+# Fields of `tern bench --output json` (cli/src/bench/report.rs), looked up
+# first; the patterns after them only guard against renames.
+EXACT = {
+    "msg_per_s": "msg_per_s",
+    "messages": "messages",
+    "send": "send_latency_us",
+    "e2e": "e2e_latency_us",
+    "broker_cpu": "cpu.broker_us_per_msg",
+    "client_cpu": "cpu.bench_us_per_msg",
+    "broker_rss_end_kib": "cpu.broker_rss_end_kib",
+    "errors": "error_count",
+    "missing": "received.missing",
+}
+
+
+def exact(flat, name):
+    v = flat.get(EXACT[name])
+    return v if is_num(v) else None
+
+
 def metrics(rec):
     """The figures of one run shown in the table."""
     bench = rec.get("bench")
     flat = flatten(bench) if isinstance(bench, dict) else {}
     m = {}
-    _, m["msg_per_s"] = find(flat, ("msg_per_s",), avoid=("error",))
+    m["msg_per_s"] = exact(flat, "msg_per_s")
     if m["msg_per_s"] is None:
-        _, m["msg_per_s"] = find(flat, ("per_s",), avoid=("mib", "error", "byte", "cpu"))
-    _, m["messages"] = find(flat, ("messages",), leaf=("messages",))
+        _, m["msg_per_s"] = find(flat, ("msg_per_s",), avoid=("error",))
+    m["messages"] = exact(flat, "messages")
     kind = "e2e" if rec.get("mode") == "e2e" else ("send" if rec.get("mode") == "produce" else None)
     for pct in ("p50", "p99", "p999"):
-        m[pct] = latency_ms(flat, kind, pct) if kind else None
-    _, m["broker_cpu"] = find(flat, ("broker", "cpu", "per_m"))
-    _, m["client_cpu"] = find(flat, ("cpu", "per_m"), avoid=("broker",))
-    errors = flat.get("errors")
+        v = flat.get(f"{EXACT[kind]}.{pct}") if kind else None
+        m[pct] = v / 1e3 if is_num(v) else (latency_ms(flat, kind, pct) if kind else None)
+    m["broker_cpu"] = exact(flat, "broker_cpu")
+    if m["broker_cpu"] is None:
+        _, m["broker_cpu"] = find(flat, ("broker", "cpu", "per_m"))
+    m["client_cpu"] = exact(flat, "client_cpu")
+    if m["client_cpu"] is None:
+        _, m["client_cpu"] = find(flat, ("cpu", "per_m"), avoid=("broker",))
+    m["missing"] = exact(flat, "missing")
+    errors = exact(flat, "errors")
+    if errors is None:
+        errors = flat.get("errors")
     if not is_num(errors):
         _, errors = find(flat, ("error",), leaf=("total", "errors_total", "error_count"),
                          avoid=("warmup",))
@@ -285,7 +313,9 @@ def metrics(rec):
                 and p.lower().rsplit(".", 1)[-1] in ("count", "n")]
         errors = sum(nums) if nums else (0 if isinstance(bench, dict) and "errors" in bench else None)
     m["errors"] = errors
-    rss = rec.get("end_rss_kib")
+    rss = exact(flat, "broker_rss_end_kib")
+    if rss is None:
+        rss = rec.get("end_rss_kib")
     m["rss_mib"] = rss / 1024 if is_num(rss) else None
     return m
 
@@ -301,7 +331,8 @@ def fmt(v, digits=0):
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return "—"
-    return f"×{a / b:.2f}"
+    r = a / b
+    return f"×{r:.2f}" if r >= 0.1 else f"×{r:.2g}"
 
 
 def median(values):
@@ -388,7 +419,7 @@ def startup_table(runs):
         lines.append(
             f"| {system} | {len(rs)} | {median(serving):.2f} ({min(serving):.2f}–{max(serving):.2f}) "
             f"| {fmt(idle / 1024 if idle else None)} | {fmt(ns / 1024 if ns else None)} "
-            f"| {fmt(setup, 1)} | {fmt(stop, 1)} |")
+            f"| {fmt(setup, 2)} | {fmt(stop, 2)} |")
     return lines if len(lines) > 2 else []
 
 
@@ -408,7 +439,7 @@ def machine_lines(m):
     out.append(line)
     out.append(f"- Network: {m.get('network')}")
     out.append(f"- Load average when the run began: {m.get('loadavg_at_start')}")
-    for key, label in (("tern_version", "Tern"), ("git_commit", "Tern commit"),
+    for key, label in (("tern_version", "Tern"), ("git_commit", "Tern commit (HEAD of the work tree)"),
                        ("apache_version", "Apache RocketMQ"), ("java_version", "Java"),
                        ("apache_proxy_jvm", "Apache proxy+broker JVM options"),
                        ("apache_namesrv_jvm", "Apache name server JVM options")):
@@ -420,9 +451,24 @@ def machine_lines(m):
 def failures(runs):
     out = []
     for r in runs:
+        where = f"- {r.get('case')} / {r.get('system')} / repeat {r.get('repeat')}: "
         if not r.get("ok"):
-            out.append(f"- {r.get('case')} / {r.get('system')} / repeat {r.get('repeat')}: "
-                       f"{r.get('error') or r.get('bench_error') or 'failed'} (logs: {r.get('logdir')})")
+            out.append(where + f"{r.get('error') or r.get('bench_error') or 'failed'} "
+                       f"(logs: {r.get('logdir')})")
+            continue
+        m = metrics(r)
+        bench = r.get("bench") if isinstance(r.get("bench"), dict) else {}
+        said = []
+        if m["errors"]:
+            kinds = ", ".join(f"{e.get('operation')} {e.get('name')} ×{e.get('count')}"
+                              for e in bench.get("errors", []) if isinstance(e, dict))
+            said.append(f"{m['errors']} errors ({kinds})" if kinds else f"{m['errors']} errors")
+        if m["missing"]:
+            said.append(f"{m['missing']} sent messages not received")
+        if bench.get("interrupted"):
+            said.append("interrupted before the end")
+        if said:
+            out.append(where + "; ".join(said))
     return out
 
 
@@ -439,28 +485,47 @@ def cmd_table(a):
                  "name server apart). Tern/Apache: the ratio of the medians.", ""] + lt + [""]
     st = startup_table(runs)
     if st:
-        body += ["Start-up, over every fresh start of the run (Apache: name server then proxy "
-                 "in local mode; serving = gRPC port open and the proxy's start-up line, Tern: "
-                 "`tern topic list` answers; setup: Tern's `tern topic/group create`, Apache's "
-                 "`mqadmin updateTopic/updateSubGroup`, a JVM each; stop: SIGTERM to exit).", ""] + st + [""]
+        systems = ordered(r["system"] for r in runs)
+        how = []
+        if "tern" in systems:
+            how.append("Tern: `tern standalone` launched until `tern topic list` answers; setup: "
+                       "`tern topic create` and `tern group create`")
+        if "apache" in systems:
+            how.append("Apache: name server launched, then the proxy in local mode, until the gRPC "
+                       "port accepts and the proxy prints its start-up line; setup: `mqadmin "
+                       "updateTopic` and `updateSubGroup`, a JVM each")
+        body += ["Start-up, over every fresh start of the run (" + "; ".join(how) +
+                 "; stop: SIGTERM until the process exits; idle RSS: after the setup).", ""] + st + [""]
     fl = failures(runs)
     if fl:
-        body += ["Failed runs:", ""] + fl + [""]
+        body += ["Failed runs and runs with errors:", ""] + fl + [""]
     print("\n".join(body))
     if a.out:
         doc = [f"### Tern and Apache RocketMQ {machine.get('apache_version', '') if machine else ''} "
                f"side by side ({(machine or {}).get('time', '')[:10]})", ""]
         doc += machine_lines(machine) + [""]
         doc += ["Commands:", "", "```sh"]
-        if a.command:
-            doc.append(a.command)
+        command = a.command or (machine or {}).get("command")
+        if command:
+            doc.append(command)
+        warm = next((r["prewarm_cmd"] for r in runs if r.get("prewarm_cmd")), None)
+        if warm:
+            doc.append(f"# before each measured case, unmeasured (pre-warm): {warm}")
         for case in ordered(r["case"] for r in runs):
             r = next(r for r in runs if r["case"] == case)
             for key in ("fill_cmd", "bench_cmd"):
                 if r.get(key):
                     doc.append(f"# {case} ({r.get('flush')} flush): {r[key]}")
+        if any(r.get("system") == "apache" for r in runs):
+            doc.append("# Apache: NamesrvStartup, then ProxyStartup -pm local (broker embedded) with "
+                       "scripts/bench/apache/{namesrv.properties,broker.conf,proxy.json}; topic and "
+                       "group by mqadmin updateTopic -r 8 -w 8 and updateSubGroup")
         doc += ["```", ""]
         doc += body
+        if any(r.get("system") == "apache" for r in runs):
+            doc += ["Apache's JVMs start cold: the JIT compiles the hot paths during the first "
+                    "seconds under load, so with a short --warmup its figures include that work "
+                    "(broker CPU per message, latency).", ""]
         with open(a.out, "w", encoding="utf-8") as f:
             f.write("\n".join(doc).rstrip() + "\n")
         print(f"wrote {a.out}", file=sys.stderr)
