@@ -21,6 +21,7 @@
 
 mod args;
 mod consume;
+mod io;
 mod plan;
 mod produce;
 mod report;

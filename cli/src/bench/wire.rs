@@ -3,19 +3,24 @@
 //! handshake, heartbeats and termination notice), as the official SDKs
 //! do it, so that Apache RocketMQ's proxy accepts the bench as a client.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
 use futures::StreamExt as _;
+use hyper_util::rt::TokioIo;
 use tern_client::{GroupName, TopicName};
 use tern_protocol::settings::duration;
 use tern_protocol::v2::{self as pb, messaging_service_client::MessagingServiceClient};
 use tokio::task::JoinHandle;
-use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
+use super::io::CoalescingStream;
 use super::stats::{Errors, Failure, Op};
 
 /// A client of one connection's messaging service.
@@ -40,6 +45,31 @@ pub(super) struct Meta {
     requests: AtomicU64,
     /// `x-mq-date-time` of the current second, made once per second.
     date: Mutex<(u64, AsciiMetadataValue)>,
+    keys: Keys,
+}
+
+/// The header names, parsed once.
+#[derive(Debug)]
+struct Keys {
+    client_id: AsciiMetadataKey,
+    language: AsciiMetadataKey,
+    protocol: AsciiMetadataKey,
+    protocol_version: AsciiMetadataKey,
+    request_id: AsciiMetadataKey,
+    date_time: AsciiMetadataKey,
+}
+
+impl Keys {
+    fn new() -> Self {
+        Self {
+            client_id: MetadataKey::from_static(tern_client::CLIENT_ID_HEADER),
+            language: MetadataKey::from_static(tern_client::LANGUAGE_HEADER),
+            protocol: MetadataKey::from_static(tern_client::PROTOCOL_HEADER),
+            protocol_version: MetadataKey::from_static("x-mq-protocol-version"),
+            request_id: MetadataKey::from_static("x-mq-request-id"),
+            date_time: MetadataKey::from_static("x-mq-date-time"),
+        }
+    }
 }
 
 impl Meta {
@@ -64,6 +94,7 @@ impl Meta {
             nonce,
             requests: AtomicU64::new(0),
             date: Mutex::new((0, MetadataValue::from_static("19700101T000000Z"))),
+            keys: Keys::new(),
         })
     }
 
@@ -81,21 +112,23 @@ impl Meta {
             request.set_timeout(t);
         }
         let seq = self.requests.fetch_add(1, Ordering::Relaxed);
+        let date = self.date_time();
         let md = request.metadata_mut();
-        md.insert(tern_client::CLIENT_ID_HEADER, self.client_id_value.clone());
+        let k = &self.keys;
+        md.insert(k.client_id.clone(), self.client_id_value.clone());
+        md.insert(k.language.clone(), MetadataValue::from_static("RUST"));
+        md.insert(k.protocol.clone(), MetadataValue::from_static("v2"));
         md.insert(
-            tern_client::LANGUAGE_HEADER,
-            MetadataValue::from_static("RUST"),
+            k.protocol_version.clone(),
+            MetadataValue::from_static("2.1.2"),
         );
-        md.insert(
-            tern_client::PROTOCOL_HEADER,
-            MetadataValue::from_static("v2"),
-        );
-        md.insert("x-mq-protocol-version", MetadataValue::from_static("2.1.2"));
-        if let Ok(id) = MetadataValue::try_from(format!("{:08x}-{seq:x}", self.nonce)) {
-            md.insert("x-mq-request-id", id);
+        if let Ok(mut id) = MetadataValue::try_from(format!("{:08x}-{seq:x}", self.nonce)) {
+            // Never indexed by HPACK: a new value each call would only
+            // churn the header tables of both sides.
+            id.set_sensitive(true);
+            md.insert(k.request_id.clone(), id);
         }
-        md.insert("x-mq-date-time", self.date_time());
+        md.insert(k.date_time.clone(), date);
         request
     }
 
@@ -175,14 +208,44 @@ pub(super) async fn connect(address: &str, timeout: Duration) -> anyhow::Result<
         .initial_connection_window_size(32 * 1024 * 1024)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    let channel = match tokio::time::timeout(timeout, endpoint.connect()).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => bail!("cannot connect to {address}: {}", error_chain(&e)),
-        Err(_) => bail!("cannot connect to {address}: no answer within {timeout:?}"),
+    let connector = Connector {
+        address: address.to_owned(),
     };
+    let channel =
+        match tokio::time::timeout(timeout, endpoint.connect_with_connector(connector)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => bail!("cannot connect to {address}: {}", error_chain(&e)),
+            Err(_) => bail!("cannot connect to {address}: no answer within {timeout:?}"),
+        };
     Ok(MessagingServiceClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// Opens the TCP connections of a channel: to one address, with
+/// Nagle's algorithm off, writes coalesced ([`CoalescingStream`]).
+#[derive(Debug, Clone)]
+struct Connector {
+    address: String,
+}
+
+impl tonic::codegen::Service<tonic::codegen::http::Uri> for Connector {
+    type Response = TokioIo<CoalescingStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: tonic::codegen::http::Uri) -> Self::Future {
+        let address = self.address.clone();
+        Box::pin(async move {
+            let tcp = tokio::net::TcpStream::connect(address.as_str()).await?;
+            tcp.set_nodelay(true)?;
+            Ok(TokioIo::new(CoalescingStream::new(tcp)))
+        })
+    }
 }
 
 /// An error and its sources on one line.
