@@ -77,6 +77,31 @@ pub(super) struct Claim {
     pub measured: bool,
     /// Open loop: when the last of them is due, so the call waits for it.
     pub due: Option<Instant>,
+    /// When the claim was made.
+    pub at: Instant,
+}
+
+impl Claim {
+    /// When message `k` of the claim was meant to be sent, given that the
+    /// call started at `start`: in a closed loop, `start`; in an open
+    /// loop, its due time. When the claim was made before the call was
+    /// due (a slot was free in time), the sender's own lateness (its timer
+    /// ticks every millisecond) is not the broker's, and shifts every due
+    /// time of the claim; a claim made late (every slot was busy) keeps
+    /// its due times, so waiting for a slot counts as latency.
+    pub(super) fn intended(&self, plan: &Plan, k: u64, start: Instant) -> Instant {
+        match self.due {
+            None => start,
+            Some(batch_due) => {
+                let late = if self.at <= batch_due {
+                    start.saturating_duration_since(batch_due)
+                } else {
+                    Duration::ZERO
+                };
+                plan.due(self.first + k) + late
+            }
+        }
+    }
 }
 
 /// Counters the progress line reads once a second.
@@ -147,11 +172,12 @@ impl Shared {
         }
         let first = self.next.fetch_add(u64::from(want), Ordering::Relaxed);
         let plan = &self.plan;
+        let at = Instant::now();
         let (starts, due) = if plan.open_loop() {
             let last = first + u64::from(want) - 1;
             (plan.due(first), Some(plan.due(last)))
         } else {
-            (Instant::now(), None)
+            (at, None)
         };
         if plan.end.is_some_and(|end| starts >= end) {
             return None;
@@ -181,6 +207,7 @@ impl Shared {
             n,
             measured,
             due,
+            at,
         })
     }
 }
@@ -237,6 +264,35 @@ mod tests {
         let b = shared(Plan::new(Duration::ZERO, None, None, 10.0));
         let batch = b.claim(3).unwrap();
         assert!(near(batch.due, b.plan.t0 + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn intended_times_skip_the_senders_own_lateness() {
+        let plan = Plan::new(Duration::ZERO, None, None, 1000.0);
+        let t0 = plan.t0;
+        let ms = Duration::from_millis;
+        // Claimed early, sent 0.7 ms late: the lateness is the sender's.
+        let early = Claim {
+            first: 10,
+            n: 2,
+            measured: true,
+            due: Some(t0 + ms(11)),
+            at: t0,
+        };
+        let near = |a: Instant, b: Instant| a.max(b) - a.min(b) < Duration::from_micros(1);
+        let start = t0 + ms(11) + Duration::from_micros(700);
+        assert!(near(early.intended(&plan, 1, start), start));
+        assert!(near(early.intended(&plan, 0, start), start - ms(1)));
+        // Claimed after it was due: waiting for a slot counts.
+        let late = Claim {
+            at: t0 + ms(50),
+            ..early
+        };
+        let start = t0 + ms(50);
+        assert!(near(late.intended(&plan, 1, start), t0 + ms(11)));
+        // Closed loop: from the start of the call.
+        let closed = Claim { due: None, ..early };
+        assert_eq!(closed.intended(&plan, 1, start), start);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tern_protocol::v2 as pb;
 
 use super::plan::{Claim, Shared};
 use super::stats::{Failure, Op, Tally, micros};
-use super::wire::{Ident, SENT_AT, hostname, resource};
+use super::wire::{Ident, Meta, SENT_AT, hostname, resource};
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
@@ -105,23 +105,22 @@ impl SendSpec {
         }
     }
 
-    /// The call for claim `c`, to `queue`: each message stamped with its
-    /// intended send time (its due time, or now in a closed loop) as born
-    /// timestamp and in [`SENT_AT`].
+    /// The call for claim `c`, starting at `start`, to `queue`: each
+    /// message stamped with its intended send time
+    /// ([`Claim::intended`]) as born timestamp and in [`SENT_AT`].
     fn request(
         &self,
         shared: &Shared,
-        ident: &Ident,
+        meta: &Meta,
         c: &Claim,
+        start: Instant,
         queue: i32,
     ) -> tonic::Request<pb::SendMessageRequest> {
         let plan = &shared.plan;
-        let now = Instant::now();
         let mut messages = Vec::with_capacity(c.n as usize);
         for k in 0..u64::from(c.n) {
             let i = c.first + k;
-            let intended = if plan.open_loop() { plan.due(i) } else { now };
-            let stamp = plan.wall_us(intended);
+            let stamp = plan.wall_us(c.intended(plan, k, start));
             let mut m = self.template.clone();
             if let Some(sp) = m.system_properties.as_mut() {
                 sp.message_id = self.ids.id(i);
@@ -135,9 +134,7 @@ impl SendSpec {
                 .insert(SENT_AT.to_owned(), stamp.to_string());
             messages.push(m);
         }
-        ident
-            .meta
-            .request(pb::SendMessageRequest { messages }, Some(self.timeout))
+        meta.request(pb::SendMessageRequest { messages }, Some(self.timeout))
     }
 }
 
@@ -170,13 +167,19 @@ pub(super) async fn drive(
             };
             let queue = queues[next_queue % queues.len()];
             next_queue = next_queue.wrapping_add(1);
-            let request = spec.request(&shared, &ident, &c, queue);
             let mut client = ident.client.clone();
+            let meta = Arc::clone(&ident.meta);
+            let spec = Arc::clone(&spec);
+            let shared = Arc::clone(&shared);
             calls.push(async move {
-                if let Some(due) = c.due {
+                if let Some(due) = c.due
+                    && due > Instant::now()
+                {
                     tokio::time::sleep_until(due.into()).await;
                 }
+                // Built when sent, so the stamps know the real start.
                 let start = Instant::now();
+                let request = spec.request(&shared, &meta, &c, start, queue);
                 let result = client.send_message(request).await;
                 (c, start, result, Instant::now())
             });
@@ -216,11 +219,7 @@ fn record(
                         _ => {
                             ok += 1;
                             if c.measured {
-                                let from = if plan.open_loop() {
-                                    plan.due(c.first + k)
-                                } else {
-                                    start
-                                };
+                                let from = c.intended(plan, k, start);
                                 tally.latency.saturating_record(micros(
                                     done.saturating_duration_since(from),
                                 ));

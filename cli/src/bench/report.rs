@@ -336,6 +336,14 @@ impl Report {
             } else {
                 let _ = writeln!(o, "  ({})", notes.join(", "));
             }
+            if r.stale * 20 > r.flow.messages.max(20) {
+                let _ = writeln!(
+                    o,
+                    "note: the group had a backlog of messages sent before this run, received \
+                     first; end-to-end latency includes that wait. Drain it with `tern bench \
+                     consume` or use a new --group."
+                );
+            }
         }
         let rows: Vec<(&str, &Latency)> = [
             ("send", self.send_latency_us.as_ref()),
