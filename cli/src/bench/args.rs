@@ -124,7 +124,7 @@ pub struct BenchArgs {
         value_name = "N",
         default_value_t = 1,
         value_parser = clap::value_parser!(u32).range(1..=256),
-        long_help = "HTTP/2 connections per broker [default: 1]. The producer opens this \
+        long_help = "HTTP/2 connections per broker. The producer opens this \
                      many to each broker holding writable queues, each with --inflight calls \
                      in flight; the consumers open as many again, and their --receivers \
                      receive loops take turns over them. Each connection is one client \
@@ -139,13 +139,14 @@ pub struct BenchArgs {
         value_name = "MSG_PER_S",
         default_value_t = 0.0,
         value_parser = parse_rate,
-        long_help = "[produce, e2e] Messages per second, open loop [default: 0 = as fast as \
-                     --inflight allows]. Message i is due at start + i/rate, whatever the \
+        long_help = "[produce, e2e] Messages per second, open loop; 0 sends as fast as \
+                     --inflight allows. Message i is due at start + i/rate, whatever the \
                      answers to earlier ones; its latency is counted from that due time, so \
-                     a broker stall shows as latency of every message due during it. If all \
-                     --inflight slots are busy, due messages wait (and their latency grows), \
-                     so fewer than rate x duration may be sent: raise --inflight or \
-                     --connections."
+                     a broker stall shows as latency of every message due during it (only \
+                     the sender's own timer lateness, under a millisecond, is left out when \
+                     a slot was free in time). If all --inflight slots are busy, due \
+                     messages wait (and their latency grows), so fewer than rate x duration \
+                     may be sent: raise --inflight or --connections."
     )]
     pub rate: f64,
 
