@@ -26,6 +26,7 @@ mod plan;
 mod produce;
 mod report;
 mod stats;
+mod transport;
 mod wire;
 
 use std::io::IsTerminal as _;
@@ -398,7 +399,9 @@ async fn progress(mode: Mode, shared: Arc<Shared>, bar: ProgressBar) {
         let sent = live.sent.load(Ordering::Relaxed);
         let received = live.received.load(Ordering::Relaxed);
         let errors = live.errors.load(Ordering::Relaxed);
-        let phase = if now < shared.plan.window_start {
+        let phase = if shared.plan.end.is_some_and(|end| now >= end) {
+            "finishing".to_owned()
+        } else if now < shared.plan.window_start {
             format!(
                 "warm-up {:.0}s",
                 now.saturating_duration_since(shared.plan.t0).as_secs_f64()

@@ -3,28 +3,23 @@
 //! handshake, heartbeats and termination notice), as the official SDKs
 //! do it, so that Apache RocketMQ's proxy accepts the bench as a client.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
 use futures::StreamExt as _;
-use hyper_util::rt::TokioIo;
 use tern_client::{GroupName, TopicName};
 use tern_protocol::settings::duration;
 use tern_protocol::v2::{self as pb, messaging_service_client::MessagingServiceClient};
 use tokio::task::JoinHandle;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataKey, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
 
-use super::io::CoalescingStream;
 use super::stats::{Errors, Failure, Op};
+use super::transport::Http2;
 
 /// A client of one connection's messaging service.
-pub(super) type Client = MessagingServiceClient<Channel>;
+pub(super) type Client = MessagingServiceClient<Http2>;
 
 /// User property carrying a message's intended send time, in microseconds
 /// since the Unix epoch.
@@ -197,55 +192,17 @@ pub(super) fn resource(name: &str) -> pb::Resource {
 
 /// Opens one HTTP/2 connection to `address` (`host:port`).
 pub(super) async fn connect(address: &str, timeout: Duration) -> anyhow::Result<Client> {
-    let uri = format!("http://{address}");
-    let endpoint = Endpoint::from_shared(uri.clone())
-        .with_context(|| format!("{address} is not a valid address"))?
-        .connect_timeout(timeout)
-        .tcp_nodelay(true)
-        // Large windows: many receives of 32 KiB answers in flight at once
-        // must not wait for window updates.
-        .initial_stream_window_size(4 * 1024 * 1024)
-        .initial_connection_window_size(32 * 1024 * 1024)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    let connector = Connector {
-        address: address.to_owned(),
+    let origin: tonic::codegen::http::Uri = format!("http://{address}")
+        .parse()
+        .with_context(|| format!("{address} is not a valid address"))?;
+    let transport = match tokio::time::timeout(timeout, Http2::connect(address)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => bail!("cannot connect to {address}: {}", error_chain(&e)),
+        Err(_) => bail!("cannot connect to {address}: no answer within {timeout:?}"),
     };
-    let channel =
-        match tokio::time::timeout(timeout, endpoint.connect_with_connector(connector)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => bail!("cannot connect to {address}: {}", error_chain(&e)),
-            Err(_) => bail!("cannot connect to {address}: no answer within {timeout:?}"),
-        };
-    Ok(MessagingServiceClient::new(channel)
+    Ok(MessagingServiceClient::with_origin(transport, origin)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
-}
-
-/// Opens the TCP connections of a channel: to one address, with
-/// Nagle's algorithm off, writes coalesced ([`CoalescingStream`]).
-#[derive(Debug, Clone)]
-struct Connector {
-    address: String,
-}
-
-impl tonic::codegen::Service<tonic::codegen::http::Uri> for Connector {
-    type Response = TokioIo<CoalescingStream>;
-    type Error = std::io::Error;
-    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: tonic::codegen::http::Uri) -> Self::Future {
-        let address = self.address.clone();
-        Box::pin(async move {
-            let tcp = tokio::net::TcpStream::connect(address.as_str()).await?;
-            tcp.set_nodelay(true)?;
-            Ok(TokioIo::new(CoalescingStream::new(tcp)))
-        })
-    }
 }
 
 /// An error and its sources on one line.
