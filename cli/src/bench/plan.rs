@@ -63,6 +63,26 @@ impl Plan {
     pub(super) fn open_loop(&self) -> bool {
         self.rate > 0.0
     }
+
+    /// The send time stamped on a message meant to be sent at `intended`:
+    /// kept on its side of the window's bounds, so the consumers of an
+    /// e2e run, who decide by the stamp, count the same messages as the
+    /// producer, who decided when it claimed them (a message claimed just
+    /// before a bound and sent just after it would otherwise be counted on
+    /// one side only).
+    pub(super) fn stamp_time(&self, measured: bool, intended: Instant) -> Instant {
+        let tick = Duration::from_micros(1);
+        if measured {
+            match self.end {
+                Some(end) => intended.min(end - tick).max(self.window_start),
+                None => intended.max(self.window_start),
+            }
+        } else if intended >= self.window_start {
+            self.window_start.checked_sub(tick).unwrap_or(self.t0)
+        } else {
+            intended
+        }
+    }
 }
 
 /// Messages handed to one SendMessage call.
@@ -293,6 +313,27 @@ mod tests {
         // Closed loop: from the start of the call.
         let closed = Claim { due: None, ..early };
         assert_eq!(closed.intended(&plan, 1, start), start);
+    }
+
+    #[test]
+    fn stamps_stay_on_their_side_of_the_window() {
+        let plan = Plan::new(
+            Duration::from_secs(1),
+            Some(Duration::from_secs(1)),
+            None,
+            0.0,
+        );
+        let (start, end) = (plan.window_start, plan.end.unwrap());
+        let us = Duration::from_micros;
+        let t = start + us(500);
+        assert_eq!(plan.stamp_time(true, t), t);
+        assert!(plan.stamp_time(true, end + us(300)) < end);
+        assert!(plan.stamp_time(false, start + us(300)) < start);
+        let early = plan.t0 + us(10);
+        assert_eq!(plan.stamp_time(false, early), early);
+        let wall = |t| plan.wall_us(t);
+        assert!(wall(plan.stamp_time(true, end + us(300))) < wall(end));
+        assert!(wall(plan.stamp_time(false, start)) < wall(start));
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl SendSpec {
         let mut messages = Vec::with_capacity(c.n as usize);
         for k in 0..u64::from(c.n) {
             let i = c.first + k;
-            let stamp = plan.wall_us(c.intended(plan, k, start));
+            let stamp = plan.wall_us(plan.stamp_time(c.measured, c.intended(plan, k, start)));
             let mut m = self.template.clone();
             if let Some(sp) = m.system_properties.as_mut() {
                 sp.message_id = self.ids.id(i);

@@ -340,8 +340,9 @@ impl Report {
                 let _ = writeln!(
                     o,
                     "note: the group had a backlog of messages sent before this run, received \
-                     first; end-to-end latency includes that wait. Drain it with `tern bench \
-                     consume` or use a new --group."
+                     first; end-to-end latency includes that wait. Drain the group first \
+                     (`tern bench consume --group ...`) or use a topic without history: on Tern \
+                     a new group starts at the oldest message stored."
                 );
             }
         }
