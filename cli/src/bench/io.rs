@@ -1,6 +1,6 @@
 //! A TCP stream that coalesces writes.
 //!
-//! The HTTP/2 library under tonic (h2) flushes its socket after every
+//! The HTTP/2 library under hyper (h2) flushes its socket after every
 //! DATA frame larger than 256 bytes, so each SendMessage of a 1 KiB
 //! message costs one `writev` system call, and on loopback that call
 //! also runs the receiving side's TCP processing: about a quarter of

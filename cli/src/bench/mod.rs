@@ -4,7 +4,9 @@
 //!
 //! - [`args`]: the command line.
 //! - [`wire`]: connections, headers, routes, one client's Telemetry
-//!   settings and heartbeats.
+//!   settings and heartbeats; [`transport`] and [`io`] under them: one
+//!   hyper HTTP/2 connection per client, on a socket that coalesces
+//!   writes.
 //! - [`plan`]: the clock of a run (warm-up, window, open-loop schedule),
 //!   claims of message numbers, the stop signal.
 //! - [`produce`] and [`consume`]: the load tasks, each counting into its
@@ -167,15 +169,20 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         let task = tokio::spawn(progress(mode, Arc::clone(&shared), bar.clone()));
         (bar, task)
     });
+    // Ctrl-C ends the run and reports; a second one exits at once.
     let interrupt = {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                shared.stop();
-                true
-            } else {
-                false
+            if tokio::signal::ctrl_c().await.is_err() {
+                return false;
             }
+            shared.stop();
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            });
+            true
         })
     };
 
