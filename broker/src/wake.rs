@@ -1,27 +1,52 @@
 //! Wakes long polls (ReceiveMessage, PullMessage) when something they wait
 //! for may have happened, instead of re-polling: the store's dispatcher
 //! reports the topics whose new messages became readable (under `sync`
-//! flush, only after their fsync), and acks and dead-letter moves report
-//! their topic (they can unblock a FIFO queue).
+//! flush, only after their fsync), and a FIFO group's acks and
+//! dead-letter moves report their group (they can let its next message
+//! go). A wake-up of a topic wakes every pull waiting on it but only one
+//! receive of each consumer group: a woken receive that fills its batch
+//! passes the turn on.
 //!
 //! [`Listeners`] is the broker's one [`StoreListener`]: it wakes the
 //! topics the dispatcher names and times flushes into the metrics.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
 use tern_store::StoreListener;
-use tokio::sync::watch;
+use tokio::sync::futures::Notified;
+use tokio::sync::{Notify, watch};
 
 use crate::closing::Closing;
 use crate::metrics::Metrics;
 
-/// One wake-up channel per topic that someone has waited on.
+/// The wake-up channels of every topic someone has waited on.
 #[derive(Debug, Default)]
 pub struct Wakers {
-    topics: RwLock<HashMap<String, watch::Sender<u64>>>,
+    topics: RwLock<HashMap<String, TopicWakers>>,
+}
+
+#[derive(Debug)]
+struct TopicWakers {
+    /// Pulls: each reads its own queue and offset, so all of them look.
+    all: watch::Sender<u64>,
+    /// Receives, per consumer group: one waiting receive of the group is
+    /// woken at a time (any of them can take what arrived; waking them
+    /// all would have all but one scan the topic for nothing). A receive
+    /// that fills its batch passes the turn on ([`Wakers::group`]).
+    groups: HashMap<String, Arc<Notify>>,
+}
+
+impl TopicWakers {
+    fn new() -> Self {
+        Self {
+            all: watch::Sender::new(0),
+            groups: HashMap::new(),
+        }
+    }
 }
 
 impl Wakers {
@@ -29,20 +54,63 @@ impl Wakers {
     /// mark it seen) before looking for messages, so a wake-up between
     /// the look and the wait is not missed.
     pub fn subscribe(&self, topic: &str) -> watch::Receiver<u64> {
-        if let Some(tx) = self.topics.read().get(topic) {
-            return tx.subscribe();
+        if let Some(t) = self.topics.read().get(topic) {
+            return t.all.subscribe();
         }
         self.topics
             .write()
             .entry(topic.to_owned())
-            .or_insert_with(|| watch::Sender::new(0))
+            .or_insert_with(TopicWakers::new)
+            .all
             .subscribe()
     }
 
-    /// Wakes every long poll waiting on `topic`.
+    /// The turn of `group`'s receives on `topic`: each wake-up of the
+    /// topic wakes one receive waiting on it (or, if none waits, the next
+    /// to wait returns at once). Enable a `notified()` future before
+    /// looking for messages, so a wake-up between the look and the wait
+    /// is not missed; call `notify_one` after taking a full batch, as
+    /// more may be waiting.
+    pub fn group(&self, topic: &str, group: &str) -> Arc<Notify> {
+        if let Some(n) = self
+            .topics
+            .read()
+            .get(topic)
+            .and_then(|t| t.groups.get(group))
+        {
+            return Arc::clone(n);
+        }
+        Arc::clone(
+            self.topics
+                .write()
+                .entry(topic.to_owned())
+                .or_insert_with(TopicWakers::new)
+                .groups
+                .entry(group.to_owned())
+                .or_default(),
+        )
+    }
+
+    /// Wakes every pull and one receive of each group waiting on `topic`.
     pub fn wake(&self, topic: &str) {
-        if let Some(tx) = self.topics.read().get(topic) {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(t) = self.topics.read().get(topic) {
+            t.all.send_modify(|n| *n = n.wrapping_add(1));
+            for n in t.groups.values() {
+                n.notify_one();
+            }
+        }
+    }
+
+    /// Wakes one receive of `group` waiting on `topic` (an ack or a
+    /// dead-letter move that may let a FIFO group's next message go).
+    pub fn wake_group(&self, topic: &str, group: &str) {
+        if let Some(n) = self
+            .topics
+            .read()
+            .get(topic)
+            .and_then(|t| t.groups.get(group))
+        {
+            n.notify_one();
         }
     }
 
@@ -66,6 +134,16 @@ pub async fn wait(woken: &mut watch::Receiver<u64>, most: Duration, closing: &Cl
             }
             true
         }
+        () = tokio::time::sleep(most) => true,
+        () = closing.closed() => false,
+    }
+}
+
+/// Waits until `turn` is notified or `most` passes: `true`; `false` if
+/// the broker is closing.
+pub async fn wait_turn(turn: Pin<&mut Notified<'_>>, most: Duration, closing: &Closing) -> bool {
+    tokio::select! {
+        () = turn => true,
         () = tokio::time::sleep(most) => true,
         () = closing.closed() => false,
     }

@@ -44,7 +44,7 @@ use crate::meta::{GroupConfig, Registry};
 use crate::metrics::Metrics;
 use crate::pop::{Delivery, Pop};
 use crate::task::blocking;
-use crate::wake::{Wakers, wait};
+use crate::wake::{Wakers, wait_turn};
 
 /// Most messages one receive returns.
 const MAX_BATCH: usize = 1024;
@@ -122,6 +122,9 @@ impl Consume {
     /// The group, created with the defaults if it does not exist yet (a
     /// consumer may start before its group is declared).
     async fn group(&self, name: GroupName) -> Result<GroupConfig> {
+        if let Ok(g) = self.registry.group(name.as_str()) {
+            return Ok(g);
+        }
         let registry = Arc::clone(&self.registry);
         blocking(move || registry.ensure_group(GroupConfig::with_defaults(name)?)).await
     }
@@ -148,27 +151,34 @@ impl Consume {
         };
         let tname = topic.name().to_string();
         let gname = group.name().to_string();
-        let mut woken = self.wakers.subscribe(&tname);
+        let turn = self.wakers.group(&tname, &gname);
         loop {
-            woken.borrow_and_update();
-            let (pop, g, t, f) = (
-                Arc::clone(&self.pop),
-                group.clone(),
-                topic.clone(),
-                r.filter.clone(),
-            );
+            let woken = turn.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            // On the runtime: a look is memory and page-cache reads; the
+            // one store write a receive can cause (moving messages past
+            // their delivery limit to the dead-letter queue) goes to the
+            // blocking pool.
             let now = now_ms();
-            let (got, expiry) = blocking(move || {
-                let got = pop.receive(&g, &t, None, max, invisible_ms, &f, now)?;
-                let expiry = if got.is_empty() {
-                    pop.next_expiry(g.name().as_str(), t.name().as_str())
-                } else {
-                    None
-                };
-                Ok((got, expiry))
-            })
-            .await?;
+            let (got, held) =
+                self.pop
+                    .receive_held(&group, &topic, None, max, invisible_ms, &r.filter, now)?;
+            if let Some(held) = held {
+                let pop = Arc::clone(&self.pop);
+                if let Err(e) = blocking(move || pop.dead_letter_held(held)).await {
+                    tracing::warn!(group = %gname, topic = %tname, error = %e,
+                        "could not move messages to the dead-letter queue; will retry");
+                }
+                // A FIFO group's next message may now go.
+                self.wakers.wake_group(&tname, &gname);
+            }
             if !got.is_empty() {
+                if got.len() >= max {
+                    // More may be waiting: another receive of the group
+                    // looks too.
+                    turn.notify_one();
+                }
                 if r.auto_renew {
                     self.renewals
                         .track(&r.client, got.iter().map(|d| d.receipt.clone()));
@@ -182,6 +192,7 @@ impl Consume {
                     at_ms: now,
                 });
             }
+            let expiry = self.pop.next_expiry(&gname, &tname);
             let mut left = r.poll.saturating_sub(started.elapsed());
             // An in-flight message becoming visible again also ends the
             // wait. (At least 100 ms: a FIFO queue may hold an expired
@@ -190,7 +201,7 @@ impl Consume {
                 let ms = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
                 left = left.min(Duration::from_millis(ms.max(100)));
             }
-            if left.is_zero() || !wait(&mut woken, left, &self.closing).await {
+            if left.is_zero() || !wait_turn(woken, left, &self.closing).await {
                 return Ok(Received {
                     deliveries: Vec::new(),
                     at_ms: now_ms(),
@@ -206,27 +217,21 @@ impl Consume {
         topic: &TopicName,
         handles: Vec<String>,
     ) -> Vec<Result<()>> {
-        let pop = Arc::clone(&self.pop);
-        let (g, t) = (group.to_string(), topic.to_string());
-        let n = handles.len();
-        let results = blocking(move || {
-            Ok(handles
-                .iter()
-                .map(|h| pop.check_owner(h, &g, &t).and_then(|()| pop.ack(h)))
-                .collect::<Vec<_>>())
-        })
-        .await;
-        // An ack may unblock a FIFO queue.
-        self.wakers.wake(topic.as_str());
-        match results {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = e.to_string();
-                (0..n)
-                    .map(|_| Err(BrokerError::Failed(msg.clone())))
-                    .collect()
-            }
+        // In memory: the POP journal is written and fsynced by its own
+        // thread.
+        let results = handles
+            .iter()
+            .map(|h| {
+                self.pop
+                    .check_owner(h, group.as_str(), topic.as_str())
+                    .and_then(|()| self.pop.ack(h))
+            })
+            .collect();
+        // An ack may let a FIFO group's next message go.
+        if self.registry.group(group.as_str()).is_ok_and(|g| g.fifo()) {
+            self.wakers.wake_group(topic.as_str(), group.as_str());
         }
+        results
     }
 
     /// Makes the delivery `handle` names invisible for `ms` from now;
@@ -243,13 +248,10 @@ impl Consume {
                 "invisible duration must be positive".into(),
             ));
         }
-        let pop = Arc::clone(&self.pop);
-        let (g, t) = (group.to_string(), topic.to_string());
-        blocking(move || {
-            pop.check_owner(&handle, &g, &t)?;
-            pop.change_invisible(&handle, ms, now_ms())
-        })
-        .await
+        // In memory, as an ack.
+        self.pop
+            .check_owner(&handle, group.as_str(), topic.as_str())?;
+        self.pop.change_invisible(&handle, ms, now_ms())
     }
 
     /// Moves the delivery `handle` names to the group's dead-letter topic.
@@ -267,7 +269,7 @@ impl Consume {
         })
         .await?;
         // A FIFO group's next message may now be due.
-        self.wakers.wake(topic.as_str());
+        self.wakers.wake_group(topic.as_str(), group.as_str());
         Ok(())
     }
 

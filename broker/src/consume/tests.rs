@@ -113,6 +113,58 @@ async fn a_receive_gets_messages_of_every_queue_and_acks_them() {
     assert!(wrong.is_err());
 }
 
+/// Three receives of one group wait with a batch of one; two messages
+/// arrive with one wake-up. One receive is woken per wake-up, takes a
+/// full batch and passes the turn on, so the second message goes out at
+/// once too, and the third receive goes on waiting.
+#[tokio::test]
+async fn a_wake_up_wakes_one_receive_of_a_group_which_passes_a_full_batch_on() {
+    let f = fixture();
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let c = Arc::clone(&f.consume);
+        let mut r = receive(Duration::from_secs(20));
+        r.batch = 1;
+        waiting.push(tokio::spawn(async move { c.receive(r).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append(&f.store, "one", 0);
+    append(&f.store, "two", 1);
+    f.wakers.wake("t");
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while got.len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (done, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|h| h.is_finished());
+        waiting = rest;
+        for h in done {
+            let r = h.await.unwrap().unwrap();
+            got.extend(
+                r.deliveries
+                    .into_iter()
+                    .map(|d| d.message.message.message_id),
+            );
+        }
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        ["one", "two"],
+        "both messages went out long before the polling time"
+    );
+    // Nothing else arrived: the third receive still waits.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(waiting.len(), 1);
+    assert!(!waiting[0].is_finished());
+    f.closing.close();
+    let last = tokio::time::timeout(Duration::from_secs(5), waiting.remove(0))
+        .await
+        .expect("a close ends the wait")
+        .unwrap()
+        .unwrap();
+    assert!(last.deliveries.is_empty());
+}
+
 #[tokio::test]
 async fn a_waiting_receive_wakes_when_its_topic_does_and_ends_on_close() {
     let f = fixture();

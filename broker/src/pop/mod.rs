@@ -76,7 +76,7 @@ pub use dlq::{
 };
 
 pub use positions::Positions;
-pub use receive::MAX_HELD;
+pub use receive::{HeldDeadLetters, MAX_HELD};
 
 use crate::error::{BrokerError, Result};
 use crate::fsutil::{ensure_dir, lock_file};

@@ -2,6 +2,7 @@
 //! FIFO group gets each message group in order (see the `state` module).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use tern_store::{StoreError, StoredMessage};
 
@@ -79,6 +80,98 @@ impl Pop {
         filter: &Filter,
         now_ms: i64,
     ) -> Result<Vec<Delivery>> {
+        let (sub, mut out, dead, mut failure) =
+            self.scan(group, topic, queue, max, invisible_ms, filter, now_ms)?;
+        let ask = Ask {
+            group,
+            filter,
+            max,
+            invisible_ms,
+            now: now_ms,
+        };
+        let inner = &self.inner;
+        if !dead.is_empty() {
+            let queues: BTreeSet<u32> = dead.iter().map(|d| d.queue).collect();
+            match inner.dead_letter(&sub, dead) {
+                Ok(()) if group.fifo() && out.len() < max => {
+                    // A dead-lettered head lets the next message of its
+                    // group go: deliver it now, not after a long poll.
+                    let mut more = Vec::new();
+                    for q in queues {
+                        let qs = inner.queue(&sub, q);
+                        let mut st = qs.lock();
+                        if let Err(e) =
+                            inner.receive_queue(&sub, q, &mut st, &ask, &mut out, &mut more)
+                        {
+                            failure.get_or_insert(e);
+                        }
+                    }
+                    if !more.is_empty()
+                        && let Err(e) = inner.dead_letter(&sub, more)
+                    {
+                        tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
+                            "could not move messages to the dead-letter queue; will retry");
+                    }
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
+                        "could not move messages to the dead-letter queue; will retry");
+                }
+            }
+        }
+        finish(group, topic, out, failure)
+    }
+
+    /// [`Pop::receive`] without writing to the store, for callers on an
+    /// async runtime: messages past their delivery limit are held
+    /// invisible and returned, to be moved by [`Pop::dead_letter_held`]
+    /// on a thread that may block. (Reads still come from the store,
+    /// usually from the page cache.)
+    #[allow(clippy::too_many_arguments)]
+    pub fn receive_held(
+        &self,
+        group: &GroupConfig,
+        topic: &TopicConfig,
+        queue: Option<u32>,
+        max: usize,
+        invisible_ms: i64,
+        filter: &Filter,
+        now_ms: i64,
+    ) -> Result<(Vec<Delivery>, Option<HeldDeadLetters>)> {
+        let (sub, out, dead, failure) =
+            self.scan(group, topic, queue, max, invisible_ms, filter, now_ms)?;
+        let held = (!dead.is_empty()).then_some(HeldDeadLetters { sub, items: dead });
+        // On failure the held messages are not lost: their holds expire
+        // and a later receive finds them again.
+        finish(group, topic, out, failure).map(|out| (out, held))
+    }
+
+    /// Moves messages [`Pop::receive_held`] held for the dead-letter
+    /// queue (a store write: may block). On failure the holds expire and
+    /// the messages are found again.
+    pub fn dead_letter_held(&self, held: HeldDeadLetters) -> Result<()> {
+        self.inner.dead_letter(&held.sub, held.items)
+    }
+
+    /// Leases up to `max` messages of `topic` for `group` (see
+    /// [`Pop::receive`]), collecting those past the delivery limit apart.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn scan(
+        &self,
+        group: &GroupConfig,
+        topic: &TopicConfig,
+        queue: Option<u32>,
+        max: usize,
+        invisible_ms: i64,
+        filter: &Filter,
+        now_ms: i64,
+    ) -> Result<(
+        Arc<Sub>,
+        Vec<Delivery>,
+        Vec<DeadLetter>,
+        Option<BrokerError>,
+    )> {
         let inner = &self.inner;
         inner.journal.check()?;
         if !topic.permission().readable() {
@@ -152,47 +245,35 @@ impl Pop {
                 failure.get_or_insert(e);
             }
         }
-        if !dead.is_empty() {
-            let queues: BTreeSet<u32> = dead.iter().map(|d| d.queue).collect();
-            match inner.dead_letter(&sub, dead) {
-                Ok(()) if group.fifo() && out.len() < max => {
-                    // A dead-lettered head lets the next message of its
-                    // group go: deliver it now, not after a long poll.
-                    let mut more = Vec::new();
-                    for q in queues {
-                        let qs = inner.queue(&sub, q);
-                        let mut st = qs.lock();
-                        if let Err(e) =
-                            inner.receive_queue(&sub, q, &mut st, &ask, &mut out, &mut more)
-                        {
-                            failure.get_or_insert(e);
-                        }
-                    }
-                    if !more.is_empty()
-                        && let Err(e) = inner.dead_letter(&sub, more)
-                    {
-                        tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
-                            "could not move messages to the dead-letter queue; will retry");
-                    }
-                }
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
-                        "could not move messages to the dead-letter queue; will retry");
-                }
-            }
-        }
-        match failure {
-            Some(e) if out.is_empty() => Err(e),
-            Some(e) => {
-                // The leased messages are better delivered than left to
-                // time out.
-                tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
+        Ok((sub, out, dead, failure))
+    }
+}
+
+/// Messages past their delivery limit that a receive holds invisible
+/// until [`Pop::dead_letter_held`] moves them.
+#[derive(Debug)]
+pub struct HeldDeadLetters {
+    sub: Arc<Sub>,
+    items: Vec<DeadLetter>,
+}
+
+/// The answer of a receive: the deliveries, or its failure if it got none.
+fn finish(
+    group: &GroupConfig,
+    topic: &TopicConfig,
+    out: Vec<Delivery>,
+    failure: Option<BrokerError>,
+) -> Result<Vec<Delivery>> {
+    match failure {
+        Some(e) if out.is_empty() => Err(e),
+        Some(e) => {
+            // The leased messages are better delivered than left to
+            // time out.
+            tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
                     "receive read only some queues");
-                Ok(out)
-            }
-            None => Ok(out),
+            Ok(out)
         }
+        None => Ok(out),
     }
 }
 
