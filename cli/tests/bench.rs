@@ -4,12 +4,11 @@
 //! checked, never timings: test machines are slow and shared.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
-use tern_harness::TernProcess;
+use tern_harness::{TernProcess, cli_command, free_port};
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
@@ -39,31 +38,6 @@ const OPTIONS: &[&str] = &[
     "--timeout",
 ];
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `tern` without the test environment's CLI variables.
-fn tern_command() -> Command {
-    let mut c = Command::new(TERN);
-    for var in [
-        "TERN_ENDPOINT",
-        "TERN_OUTPUT",
-        "TERN_TIMEOUT",
-        "RUST_LOG",
-        "RUST_BACKTRACE",
-        "RUST_LIB_BACKTRACE",
-    ] {
-        c.env_remove(var);
-    }
-    c.stdin(Stdio::null());
-    c
-}
-
 /// A running `tern standalone` and the endpoint to reach it.
 struct Node {
     tern: TernProcess,
@@ -92,7 +66,7 @@ impl Node {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        tern_command()
+        cli_command(TERN)
             .args(args)
             .args(["--endpoint", &self.endpoint])
             .output()
@@ -329,7 +303,7 @@ fn an_unknown_topic_is_a_clear_error() {
     node.stop();
 
     // Nothing listening: a clear error too.
-    let out = tern_command()
+    let out = cli_command(TERN)
         .args(["bench", "produce", "--endpoint"])
         .arg(format!("127.0.0.1:{}", free_port()))
         .output()
@@ -340,7 +314,10 @@ fn an_unknown_topic_is_a_clear_error() {
 
 #[test]
 fn help_mentions_every_option() {
-    let out = tern_command().args(["bench", "--help"]).output().unwrap();
+    let out = cli_command(TERN)
+        .args(["bench", "--help"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for option in OPTIONS {
@@ -363,10 +340,10 @@ fn help_mentions_every_option() {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }
     // The top-level help lists the command.
-    let out = tern_command().arg("--help").output().unwrap();
+    let out = cli_command(TERN).arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("bench"));
     // A bad option value is refused by the parser.
-    let out = tern_command()
+    let out = cli_command(TERN)
         .args(["bench", "produce", "--duration", "soon"])
         .output()
         .unwrap();

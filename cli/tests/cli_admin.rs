@@ -7,40 +7,13 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tern_harness::TernProcess;
+use tern_harness::{TernProcess, cli_command, free_port};
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `tern` without the test environment's CLI variables (and without
-/// RUST_BACKTRACE, which makes errors print a backtrace after their line).
-fn tern_command() -> Command {
-    let mut c = Command::new(TERN);
-    for var in [
-        "TERN_ENDPOINT",
-        "TERN_OUTPUT",
-        "TERN_TIMEOUT",
-        "RUST_LOG",
-        "RUST_BACKTRACE",
-        "RUST_LIB_BACKTRACE",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
 
 /// A running `tern` server and the endpoint the commands use.
 struct Node {
@@ -68,7 +41,7 @@ impl Node {
 
     /// Runs `tern ARGS --endpoint <this node>`, with `stdin` as input.
     fn run_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut c = tern_command();
+        let mut c = cli_command(TERN);
         c.args(args).args(["--endpoint", &self.endpoint]);
         let Some(input) = stdin else {
             return c.stdin(Stdio::null()).output().unwrap();
@@ -596,7 +569,7 @@ fn an_unreachable_endpoint_fails_quickly_and_clearly() {
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
     let started = Instant::now();
-    let out = tern_command()
+    let out = cli_command(TERN)
         .args(["topic", "list"])
         .env("TERN_ENDPOINT", &endpoint)
         .output()
@@ -614,7 +587,7 @@ fn an_unreachable_endpoint_fails_quickly_and_clearly() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 
-    let out = tern_command()
+    let out = cli_command(TERN)
         .args(["cluster", "status", "--endpoint", "not-an-endpoint"])
         .output()
         .unwrap();
@@ -655,7 +628,7 @@ fn help_has_examples() {
         &["consume", "--help"][..],
         &["cluster", "status", "--help"][..],
     ] {
-        let out = tern_command().args(cmd).output().unwrap();
+        let out = cli_command(TERN).args(cmd).output().unwrap();
         assert!(out.status.success(), "{cmd:?}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Example"), "{cmd:?}: {text}");
@@ -668,7 +641,7 @@ fn help_has_examples() {
 
 /// `tern ARGS` for a server process, its settings only from `args`.
 fn server_command(args: &[&str]) -> Command {
-    let mut c = tern_command();
+    let mut c = cli_command(TERN);
     for var in [
         "TERN_CONFIG",
         "TERN_DATA_DIR",

@@ -3,23 +3,13 @@
 //! messages sent by `tern produce`.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tern_harness::TernProcess;
+use tern_harness::{TernProcess, free_port};
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A running `tern standalone` and the endpoint the commands use.
 struct Node {

@@ -19,12 +19,11 @@
 #[allow(dead_code)]
 mod sdk_support;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tern_harness::TernProcess;
+use tern_harness::{TernProcess, free_port};
 use tern_protocol::admin::tern_admin_client::TernAdminClient;
 use tern_protocol::admin::{
     CreateTopicRequest, DescribeTopicRequest, MessageType, Permission, Topic,
@@ -55,14 +54,6 @@ const TERN_VARS: &[&str] = &[
     "TERN_BROKER_EXPIRY_SECS",
     "TERN_LOG_FORMAT",
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn tern(args: &[&str]) -> Command {
     let mut c = Command::new(TERN);

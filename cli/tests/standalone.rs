@@ -4,11 +4,11 @@
 //! file, `TERN_*` variables and flags, as `tern broker`'s do.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::{Duration, Instant};
 
-use tern_harness::{STORE_CLOSED, STORE_OPEN, TernProcess};
+use tern_harness::{STORE_CLOSED, STORE_OPEN, TernProcess, free_port};
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
@@ -64,14 +64,6 @@ fn rejects_a_malformed_listen_address() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("HOST:PORT"), "{stderr}");
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
 }
 
 #[test]

@@ -148,7 +148,7 @@ impl std::str::FromStr for Endpoints {
 
 /// An error and its sources on one line ("transport error: Connection
 /// refused (os error 111)").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -28,7 +28,7 @@ mod types;
 mod wire;
 
 pub use admin::AdminClient;
-pub use endpoint::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoints};
+pub use endpoint::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoints, error_chain};
 pub use error::{ClientError, code_name, grpc_code_name};
 pub use message_id::MessageIdGenerator;
 pub use messages::{OutgoingMessage, ReceiveOptions, ReceivedMessage, SendReceipt};

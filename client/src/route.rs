@@ -6,6 +6,7 @@
 //! of the queue it picked, receives from each broker holding readable
 //! queues, and acknowledges at the broker that delivered.
 
+use tern_protocol::endpoints::first_address;
 use tern_protocol::v2 as pb;
 
 /// One writable queue and the broker holding it.
@@ -29,20 +30,6 @@ pub(crate) struct Route {
     pub readable: Vec<String>,
 }
 
-/// `host:port` of a broker's first address (IPv6 hosts in brackets).
-fn address(e: &pb::Endpoints) -> Option<String> {
-    let a = e.addresses.first()?;
-    let port = u16::try_from(a.port).ok().filter(|p| *p != 0)?;
-    if a.host.is_empty() {
-        return None;
-    }
-    Some(if a.host.contains(':') {
-        format!("[{}]:{port}", a.host)
-    } else {
-        format!("{}:{port}", a.host)
-    })
-}
-
 impl Route {
     /// The usable part of `queues`: leader queues (broker id 0, as the
     /// official clients use) with an address and a valid id.
@@ -52,7 +39,7 @@ impl Route {
             let Some(broker) = q.broker.as_ref().filter(|b| b.id == 0) else {
                 continue;
             };
-            let Some(address) = broker.endpoints.as_ref().and_then(address) else {
+            let Some(address) = broker.endpoints.as_ref().and_then(first_address) else {
                 continue;
             };
             let Ok(queue_id) = u32::try_from(q.id) else {

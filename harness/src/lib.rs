@@ -47,6 +47,35 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often log files and exit status are polled.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
+/// A TCP port on 127.0.0.1 that nothing listens on right now (the OS
+/// picks it; another process could take it before the test binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding an ephemeral port on 127.0.0.1")
+        .port()
+}
+
+/// A command running the `tern` binary at `bin` as a user would from a
+/// clean shell: without the test environment's `TERN_ENDPOINT`,
+/// `TERN_OUTPUT`, `TERN_TIMEOUT` and logging variables (RUST_BACKTRACE
+/// would add a backtrace after every error line), standard input closed.
+pub fn cli_command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(bin);
+    for var in [
+        "TERN_ENDPOINT",
+        "TERN_OUTPUT",
+        "TERN_TIMEOUT",
+        "RUST_LOG",
+        "RUST_BACKTRACE",
+        "RUST_LIB_BACKTRACE",
+    ] {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
 /// The root of the Cargo workspace this harness was built in.
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -35,6 +35,22 @@ pub fn endpoints(address: &str) -> Option<Endpoints> {
     })
 }
 
+/// `host:port` of the first address of `e`, an IPv6 host in brackets:
+/// the inverse of [`endpoints`]. `None` without an address, with an
+/// empty host or a port outside 1..=65535.
+pub fn first_address(e: &Endpoints) -> Option<String> {
+    let a = e.addresses.first()?;
+    let port = u16::try_from(a.port).ok().filter(|p| *p != 0)?;
+    if a.host.is_empty() {
+        return None;
+    }
+    Some(if a.host.contains(':') {
+        format!("[{}]:{port}", a.host)
+    } else {
+        format!("{}:{port}", a.host)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -92,5 +108,14 @@ mod tests {
         assert_eq!(address_scheme("::"), AddressScheme::IPv6);
         assert_eq!(address_scheme("[::1]"), AddressScheme::DomainName);
         assert_eq!(address_scheme("example.com"), AddressScheme::DomainName);
+    }
+
+    #[test]
+    fn first_address_is_the_inverse_of_endpoints() {
+        for a in ["10.0.0.1:8081", "[::1]:9", "broker-0.tern.svc:8081"] {
+            assert_eq!(first_address(&endpoints(a).unwrap()).as_deref(), Some(a));
+        }
+        assert_eq!(first_address(&endpoints("localhost:0").unwrap()), None);
+        assert_eq!(first_address(&Endpoints::default()), None);
     }
 }

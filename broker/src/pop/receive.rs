@@ -1,7 +1,6 @@
 //! Receiving: redeliveries of expired messages first, then new ones; a
 //! FIFO group gets each message group in order (see the `state` module).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tern_store::{StoreError, StoredMessage};
@@ -80,54 +79,42 @@ impl Pop {
         filter: &Filter,
         now_ms: i64,
     ) -> Result<Vec<Delivery>> {
-        let (sub, mut out, dead, mut failure) =
-            self.scan(group, topic, queue, max, invisible_ms, filter, now_ms)?;
-        let ask = Ask {
-            group,
-            filter,
-            max,
-            invisible_ms,
-            now: now_ms,
+        let (mut out, held) =
+            self.receive_held(group, topic, queue, max, invisible_ms, filter, now_ms)?;
+        let Some(held) = held else {
+            return Ok(out);
         };
-        let inner = &self.inner;
-        if !dead.is_empty() {
-            let queues: BTreeSet<u32> = dead.iter().map(|d| d.queue).collect();
-            match inner.dead_letter(&sub, dead) {
-                Ok(()) if group.fifo() && out.len() < max => {
-                    // A dead-lettered head lets the next message of its
-                    // group go: deliver it now, not after a long poll.
-                    let mut more = Vec::new();
-                    for q in queues {
-                        let qs = inner.queue(&sub, q);
-                        let mut st = qs.lock();
-                        if let Err(e) =
-                            inner.receive_queue(&sub, q, &mut st, &ask, &mut out, &mut more)
-                        {
-                            failure.get_or_insert(e);
-                        }
-                    }
-                    if !more.is_empty()
-                        && let Err(e) = inner.dead_letter(&sub, more)
-                    {
-                        tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
-                            "could not move messages to the dead-letter queue; will retry");
-                    }
-                }
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
-                        "could not move messages to the dead-letter queue; will retry");
+        let moved = self.dead_letter_held(held);
+        if moved.is_ok() && group.fifo() && out.len() < max {
+            // A dead-lettered head lets the next message of its group go:
+            // deliver it now, not after a long poll.
+            if let Ok((more, held)) = self.receive_held(
+                group,
+                topic,
+                queue,
+                max - out.len(),
+                invisible_ms,
+                filter,
+                now_ms,
+            ) {
+                out.extend(more);
+                if let Some(held) = held {
+                    self.warn_unmoved(group, topic, self.dead_letter_held(held));
                 }
             }
         }
-        finish(group, topic, out, failure)
+        self.warn_unmoved(group, topic, moved);
+        Ok(out)
     }
 
     /// [`Pop::receive`] without writing to the store, for callers on an
     /// async runtime: messages past their delivery limit are held
     /// invisible and returned, to be moved by [`Pop::dead_letter_held`]
     /// on a thread that may block. (Reads still come from the store,
-    /// usually from the page cache.)
+    /// usually from the page cache.) If a queue could not be read, the
+    /// deliveries of the others are returned, or the error if there are
+    /// none; held messages are then not lost: their holds expire and a
+    /// later receive finds them again.
     #[allow(clippy::too_many_arguments)]
     pub fn receive_held(
         &self,
@@ -139,39 +126,6 @@ impl Pop {
         filter: &Filter,
         now_ms: i64,
     ) -> Result<(Vec<Delivery>, Option<HeldDeadLetters>)> {
-        let (sub, out, dead, failure) =
-            self.scan(group, topic, queue, max, invisible_ms, filter, now_ms)?;
-        let held = (!dead.is_empty()).then_some(HeldDeadLetters { sub, items: dead });
-        // On failure the held messages are not lost: their holds expire
-        // and a later receive finds them again.
-        finish(group, topic, out, failure).map(|out| (out, held))
-    }
-
-    /// Moves messages [`Pop::receive_held`] held for the dead-letter
-    /// queue (a store write: may block). On failure the holds expire and
-    /// the messages are found again.
-    pub fn dead_letter_held(&self, held: HeldDeadLetters) -> Result<()> {
-        self.inner.dead_letter(&held.sub, held.items)
-    }
-
-    /// Leases up to `max` messages of `topic` for `group` (see
-    /// [`Pop::receive`]), collecting those past the delivery limit apart.
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    fn scan(
-        &self,
-        group: &GroupConfig,
-        topic: &TopicConfig,
-        queue: Option<u32>,
-        max: usize,
-        invisible_ms: i64,
-        filter: &Filter,
-        now_ms: i64,
-    ) -> Result<(
-        Arc<Sub>,
-        Vec<Delivery>,
-        Vec<DeadLetter>,
-        Option<BrokerError>,
-    )> {
         let inner = &self.inner;
         inner.journal.check()?;
         if !topic.permission().readable() {
@@ -245,7 +199,32 @@ impl Pop {
                 failure.get_or_insert(e);
             }
         }
-        Ok((sub, out, dead, failure))
+        let held = (!dead.is_empty()).then_some(HeldDeadLetters { sub, items: dead });
+        match failure {
+            Some(e) if out.is_empty() => Err(e),
+            Some(e) => {
+                // The leased messages are better delivered than left to
+                // time out.
+                tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
+                        "receive read only some queues");
+                Ok((out, held))
+            }
+            None => Ok((out, held)),
+        }
+    }
+
+    /// Moves messages [`Pop::receive_held`] held for the dead-letter
+    /// queue (a store write: may block). On failure the holds expire and
+    /// the messages are found again.
+    pub fn dead_letter_held(&self, held: HeldDeadLetters) -> Result<()> {
+        self.inner.dead_letter(&held.sub, held.items)
+    }
+
+    fn warn_unmoved(&self, group: &GroupConfig, topic: &TopicConfig, moved: Result<()>) {
+        if let Err(e) = moved {
+            tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
+                "could not move messages to the dead-letter queue; will retry");
+        }
     }
 }
 
@@ -255,26 +234,6 @@ impl Pop {
 pub struct HeldDeadLetters {
     sub: Arc<Sub>,
     items: Vec<DeadLetter>,
-}
-
-/// The answer of a receive: the deliveries, or its failure if it got none.
-fn finish(
-    group: &GroupConfig,
-    topic: &TopicConfig,
-    out: Vec<Delivery>,
-    failure: Option<BrokerError>,
-) -> Result<Vec<Delivery>> {
-    match failure {
-        Some(e) if out.is_empty() => Err(e),
-        Some(e) => {
-            // The leased messages are better delivered than left to
-            // time out.
-            tracing::warn!(group = %group.name(), topic = %topic.name(), error = %e,
-                    "receive read only some queues");
-            Ok(out)
-        }
-        None => Ok(out),
-    }
 }
 
 impl Inner {

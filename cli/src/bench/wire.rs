@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
 use futures::StreamExt as _;
-use tern_client::{GroupName, TopicName};
+use tern_client::{GroupName, TopicName, error_chain};
+use tern_protocol::endpoints::first_address;
 use tern_protocol::settings::duration;
 use tern_protocol::v2::{self as pb, messaging_service_client::MessagingServiceClient};
 use tokio::task::JoinHandle;
@@ -205,21 +206,6 @@ pub(super) async fn connect(address: &str, timeout: Duration) -> anyhow::Result<
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
-/// An error and its sources on one line.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
 /// A gRPC failure as one line.
 fn grpc_line(s: &tonic::Status) -> String {
     let name = tern_client::grpc_code_name(s.code());
@@ -321,20 +307,6 @@ impl Route {
     pub(super) fn writable_queues(&self) -> usize {
         self.writable.iter().map(|w| w.queues.len()).sum()
     }
-}
-
-/// `host:port` of the first address of `e` (IPv6 hosts in brackets).
-fn first_address(e: &pb::Endpoints) -> Option<String> {
-    let a = e.addresses.first()?;
-    let port = u16::try_from(a.port).ok().filter(|p| *p != 0)?;
-    if a.host.is_empty() {
-        return None;
-    }
-    Some(if a.host.contains(':') {
-        format!("[{}]:{port}", a.host)
-    } else {
-        format!("{}:{port}", a.host)
-    })
 }
 
 /// Asks `client` (connected to `address`) for the route of `topic`.

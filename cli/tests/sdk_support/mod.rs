@@ -6,12 +6,12 @@
 // Each test crate includes this module and uses only part of it.
 
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use tern_harness::TernProcess;
+pub use tern_harness::free_port;
 pub use tern_protocol::admin::MessageType;
 use tern_protocol::admin::tern_admin_client::TernAdminClient;
 use tern_protocol::admin::{CreateTopicRequest, Permission, Topic};
@@ -64,15 +64,6 @@ fn present(program: &str) -> bool {
     path.components().count() == 1
         && std::env::var_os("PATH")
             .is_some_and(|dirs| std::env::split_paths(&dirs).any(|d| d.join(path).is_file()))
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Creates a NORMAL, read-write topic through the admin API on `port`.
