@@ -2,6 +2,7 @@
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use comfy_table::Cell;
+use futures::StreamExt as _;
 use serde_json::json;
 use tern_client::{MessageType, Permission, Topic, TopicName, TopicSpec};
 
@@ -15,6 +16,7 @@ letters, digits, `%`, `|`, `-` and `_`.\n\n\
 Examples:\n  \
 tern topic create orders --queues 4\n  \
 tern topic create payments --message-type fifo\n  \
+tern topic create $(seq -f 'bench-%g' 0 999) --queues 8\n  \
 tern topic update orders --queues 8 --permission read\n  \
 tern topic list --output json\n  \
 tern topic describe orders\n  \
@@ -23,13 +25,22 @@ tern topic delete orders";
 /// The `tern topic` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TopicCommand {
-    /// Create a topic
-    #[command(long_about = "Create a topic.\n\n\
+    /// Create one topic or several
+    #[command(
+        long_about = "Create one topic or several, each with the same options.\n\n\
         Unset options take the broker's defaults: 8 queues, normal messages, \
         read-write. Fails if the topic exists.\n\n\
+        With several names (thousands are fine: one connection, up to 16 \
+        creations in flight), a line is printed as each topic is created, in \
+        the order given; a topic that cannot be created (one that exists, \
+        say) is reported on standard error and the others are still created; \
+        the exit status is then 1. With --output json several topics print \
+        as one array.\n\n\
         Examples:\n  \
         tern topic create orders\n  \
-        tern topic create orders --queues 4 --message-type mixed")]
+        tern topic create orders --queues 4 --message-type mixed\n  \
+        tern topic create $(seq -f 'bench-%g' 0 999) --queues 8"
+    )]
     Create(CreateArgs),
 
     /// Change a topic's queue count, message type or permission
@@ -126,9 +137,9 @@ fn parse_topic(text: &str) -> Result<TopicName, String> {
 /// Arguments of `tern topic create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The topic's name
-    #[arg(value_parser = parse_topic)]
-    name: TopicName,
+    /// The topic's name; several create several topics alike
+    #[arg(value_name = "NAME", required = true, num_args = 1.., value_parser = parse_topic)]
+    names: Vec<TopicName>,
 
     /// Number of queues [default: 8]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_535))]
@@ -222,15 +233,64 @@ fn print_topic(output: Output, verb: &str, t: &Topic) -> anyhow::Result<()> {
     }
 }
 
+/// Creations in flight at once for `tern topic create A B C ...`.
+const CREATES_IN_FLIGHT: usize = 16;
+
+/// `tern topic create` with several names: over one connection, up to
+/// [`CREATES_IN_FLIGHT`] at once, each result printed in the order given;
+/// failures go to standard error and the others are still created.
+async fn create_many(a: CreateArgs) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = a.names.iter().find(|n| !seen.insert(n.as_str())) {
+        anyhow::bail!("topic {twice} is named twice; nothing was created");
+    }
+    let admin = a.conn.admin().await?;
+    let total = a.names.len();
+    let creations = a.names.iter().map(|name| {
+        let admin = admin.clone();
+        let spec = spec(name.clone(), a.queues, a.message_type, a.permission);
+        async move { (spec.name.clone(), admin.create_topic(&spec).await) }
+    });
+    let mut results = futures::stream::iter(creations).buffered(CREATES_IN_FLIGHT);
+    let mut created = Vec::new();
+    let mut failed: Vec<TopicName> = Vec::new();
+    while let Some((name, result)) = results.next().await {
+        match result {
+            Ok(t) => {
+                if a.conn.output == Output::Table {
+                    say(&format!("created topic {}", summary(&t)))?;
+                }
+                created.push(t);
+            }
+            Err(e) => {
+                eprintln!("{}", tern_client::error_chain(&e));
+                failed.push(name);
+            }
+        }
+    }
+    if a.conn.output == Output::Json {
+        print_json(&created)?;
+    }
+    match failed.first() {
+        None => Ok(()),
+        Some(first) => anyhow::bail!(
+            "{} of {total} topics not created (the first: {first}; see above why)",
+            failed.len()
+        ),
+    }
+}
+
 pub(super) async fn run(command: TopicCommand) -> anyhow::Result<()> {
     match command {
-        TopicCommand::Create(a) => {
+        TopicCommand::Create(a) if a.names.len() == 1 => {
             let admin = a.conn.admin().await?;
+            let name = a.names[0].clone();
             let t = admin
-                .create_topic(&spec(a.name, a.queues, a.message_type, a.permission))
+                .create_topic(&spec(name, a.queues, a.message_type, a.permission))
                 .await?;
             print_topic(a.conn.output, "created", &t)
         }
+        TopicCommand::Create(a) => create_many(a).await,
         TopicCommand::Update(a) => {
             let admin = a.conn.admin().await?;
             let t = admin
