@@ -1,6 +1,8 @@
 //! `tern bench` against a real `tern standalone` on a free port: what it
-//! reports for produce, consume and e2e runs, its open-loop rate, its
-//! error for an unknown topic, and its help. Only sanity bands are
+//! reports for produce, consume and e2e runs, its open-loop rate, runs
+//! over several topics (`--topics`, with the topics made by one `tern
+//! topic create` of several names), its error for an unknown topic, and
+//! its help. Only sanity bands are
 //! checked, never timings: test machines are slow and shared.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -16,6 +18,7 @@ const TERN: &str = env!("CARGO_BIN_EXE_tern");
 const OPTIONS: &[&str] = &[
     "--endpoint",
     "--topic",
+    "--topics",
     "--queues",
     "--size",
     "--batch",
@@ -284,6 +287,119 @@ fn an_open_loop_sends_about_rate_times_duration() {
     ]);
     assert_eq!(counted["messages"], 1000, "{counted}");
     assert_eq!(counted["error_count"], 0, "{counted}");
+    node.stop();
+}
+
+/// Messages stored in `topic`: the sum over its queues of max - min
+/// offset.
+fn stored(node: &Node, topic: &str) -> u64 {
+    let out = node.run(&["topic", "describe", topic, "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    d["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| u(&q["max_offset"]) - u(&q["min_offset"]))
+        .sum()
+}
+
+#[test]
+fn several_topics_share_the_load() {
+    let node = Node::start();
+    // One `tern topic create` makes several topics alike.
+    let out = node.run(&[
+        "topic", "create", "multi-0", "multi-1", "multi-2", "--queues", "2",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    for i in 0..3 {
+        assert!(
+            shown.contains(&format!("created topic multi-{i}: 2 queues")),
+            "{shown}"
+        );
+    }
+    // One that exists is reported; the others are still created.
+    let out = node.run(&["topic", "create", "multi-2", "multi-3", "--queues", "2"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("multi-2") && shown.contains("1 of 2 topics not created"),
+        "{shown}"
+    );
+    assert!(shown.contains("created topic multi-3"), "{shown}");
+
+    // Sends take the topics (and their queues) in turn: as many to each.
+    let sent = node.bench(&[
+        "produce", "--topic", "multi", "--topics", "4", "--count", "400", "--warmup", "0s",
+    ]);
+    assert_eq!(sent["topic"], "multi");
+    assert_eq!(sent["topics"], 4);
+    assert_eq!(sent["queues"], 8);
+    assert_eq!(sent["messages"], 400, "{sent}");
+    assert_eq!(sent["error_count"], 0, "{sent}");
+    for i in 0..4 {
+        assert_eq!(stored(&node, &format!("multi-{i}")), 100, "multi-{i}");
+    }
+
+    // One group subscribed to every topic drains them all, with fewer
+    // receive loops than topics.
+    let got = node.bench(&[
+        "consume",
+        "--topic",
+        "multi",
+        "--topics",
+        "4",
+        "--receivers",
+        "2",
+        "--count",
+        "400",
+        "--duration",
+        "120s",
+        "--warmup",
+        "0s",
+        "--group",
+        "multi-group",
+    ]);
+    assert_eq!(got["topics"], 4);
+    assert_eq!(got["queues"], 8);
+    assert!(u(&got["messages"]) >= 400, "{got}");
+    assert_eq!(got["error_count"], 0, "{got}");
+
+    // e2e over the topics: what was sent in the window arrives.
+    let report = node.bench(&[
+        "e2e",
+        "--topic",
+        "multi",
+        "--topics",
+        "4",
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+        "--group",
+        "multi-e2e",
+    ]);
+    let sent = u(&report["sent"]["messages"]);
+    assert!(sent >= 300, "{report}");
+    assert_eq!(report["received"]["missing"], 0, "{report}");
+    assert_eq!(report["error_count"], 0, "{report}");
+
+    // The table names the range of topics; a missing one is a clear error.
+    let out = node.run(&[
+        "bench", "produce", "--topic", "multi", "--topics", "4", "--count", "10", "--warmup", "0s",
+    ]);
+    assert!(
+        text(&out).contains("4 topics multi-0 .. multi-3"),
+        "{}",
+        text(&out)
+    );
+    let out = node.run(&["bench", "produce", "--topic", "multi", "--topics", "5"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("topic multi-4 does not exist"), "{shown}");
     node.stop();
 }
 

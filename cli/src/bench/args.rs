@@ -40,6 +40,7 @@ could not start (unreachable endpoint, unknown topic, refused settings).\n\n\
 Examples:\n  \
 tern topic create bench\n  \
 tern bench produce --duration 30s --inflight 128\n  \
+tern topic create $(seq -f 'many-%g' 0 999) --queues 8 && tern bench produce --topic many --topics 1000\n  \
 tern bench consume --group bench-group --count 1000000\n  \
 tern bench e2e --rate 20000 --duration 60s --broker-pid $(pgrep -f 'tern standalone')\n  \
 tern bench produce --rate 5000 --output json | jq .send_latency_us";
@@ -83,10 +84,36 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub mode: Mode,
 
-    /// Topic to send to and receive from (it must exist)
+    /// Topic to send to and receive from (it must exist); with --topics N,
+    /// the prefix of the N topics
     #[arg(long, short = 't', value_name = "TOPIC", default_value = "bench",
           value_parser = parse_topic)]
     pub topic: TopicName,
+
+    /// Drive N topics at once: TOPIC-0 .. TOPIC-<N-1> (they must exist)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=100_000),
+        long_help = "Drive N topics at once. With N > 1 the \
+                     run uses the topics TOPIC-0, TOPIC-1, .. TOPIC-<N-1> (the --topic \
+                     name, a dash, and the number in decimal without padding), which must \
+                     exist: e.g. `tern topic create $(seq -f 'bench-%g' 0 999)`. Each \
+                     topic's route is looked up at the start (64 QueryRoute calls in \
+                     flight). Sends take the topics in turn, round-robin (the first queue \
+                     of each, then the second of each, ...); each client's settings name \
+                     every topic (a producer publishing all of them, a consumer group \
+                     subscribed to all of them). A ReceiveMessage names one topic, so the \
+                     --receivers receive loops share the topics out and each takes its \
+                     topics in turn, one receive each, as the official simple consumers do. \
+                     A receive of a topic with nothing to deliver waits the broker's \
+                     shortest long polling (5 s on Tern and Apache RocketMQ) whatever \
+                     --long-polling says, so with many topics and few messages each, a \
+                     loop's round over its topics is slow: such runs measure sending \
+                     (produce) rather than receiving."
+    )]
+    pub topics: u32,
 
     /// [produce, e2e] Spread sends over the first N writable queues of the
     /// route only [default: every queue of the route]
@@ -95,7 +122,8 @@ pub struct BenchArgs {
         value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..),
         long_help = "[produce, e2e] Spread sends over the first N writable queues of the \
-                     topic's route (from QueryRoute) only [default: every writable queue]. \
+                     topic's route (from QueryRoute) only, of each topic's with --topics \
+                     [default: every writable queue]. \
                      Each SendMessage names its queue, round-robin; brokers may choose the \
                      queue themselves (Tern and Apache's proxy do, round-robin), so this is \
                      mostly informative. Consumers always receive from every queue."

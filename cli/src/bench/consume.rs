@@ -1,6 +1,8 @@
 //! The receiving side: --receivers loops, each receiving up to
 //! --receive-batch messages with long polling and acknowledging them in
-//! one AckMessage call before receiving again.
+//! one AckMessage call before receiving again. A ReceiveMessage names one
+//! topic, so with several topics a loop takes its share of them in turn,
+//! one receive each, as the official simple consumers do.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,6 +14,7 @@ use tern_protocol::v2 as pb;
 
 use super::plan::Shared;
 use super::stats::{Failure, Op, Tally};
+use super::topics::ReceiveTarget;
 use super::wire::{Client, Ident, SENT_AT, resource};
 
 /// Brokers hold a receive at least this long when nothing arrives (Tern
@@ -27,7 +30,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(super) struct ReceiveSpec {
     pub group: GroupName,
-    pub topic: TopicName,
+    /// The run's topics; a [`ReceiveTarget`] names one by its index.
+    pub topics: Vec<TopicName>,
     pub batch: u32,
     pub invisible: Duration,
     pub long_polling: Duration,
@@ -41,11 +45,11 @@ pub(super) struct ReceiveSpec {
 }
 
 impl ReceiveSpec {
-    fn request(&self, broker: &str) -> pb::ReceiveMessageRequest {
+    fn request(&self, topic: usize, broker: &str) -> pb::ReceiveMessageRequest {
         pb::ReceiveMessageRequest {
             group: Some(resource(self.group.as_str())),
             message_queue: Some(pb::MessageQueue {
-                topic: Some(resource(self.topic.as_str())),
+                topic: Some(resource(self.topics[topic].as_str())),
                 id: -1,
                 permission: pb::Permission::Read as i32,
                 broker: Some(pb::Broker {
@@ -76,25 +80,34 @@ impl ReceiveSpec {
     }
 }
 
-/// One receive loop, against `broker` over `ident`'s connection, until
-/// the run stops.
+/// One receive loop until the run stops: it receives from each of
+/// `sources` (a topic on a broker, and a connection to that broker) in
+/// turn, one receive each.
 pub(super) async fn receive_loop(
-    ident: Ident,
-    broker: String,
+    sources: Vec<(Ident, ReceiveTarget)>,
     spec: Arc<ReceiveSpec>,
     shared: Arc<Shared>,
 ) -> Tally {
     let mut tally = Tally::new();
     let mut stop = shared.stop_signal();
-    let template = spec.request(&broker);
+    let sources: Vec<(Ident, usize, pb::ReceiveMessageRequest)> = sources
+        .into_iter()
+        .map(|(ident, t)| {
+            let request = spec.request(t.topic, &t.read.broker);
+            (ident, t.topic, request)
+        })
+        .collect();
+    let mut turn = 0usize;
     let deadline = spec.deadline();
     let plan = &shared.plan;
     let window_start_us = plan.wall_us(plan.window_start);
     let end_us = plan.end.map(|e| plan.wall_us(e));
     loop {
-        if *stop.borrow() {
+        if *stop.borrow() || sources.is_empty() {
             break;
         }
+        let (ident, topic, template) = &sources[turn % sources.len()];
+        turn = turn.wrapping_add(1);
         let call = receive(
             ident.client.clone(),
             ident.meta.request(template.clone(), Some(deadline)),
@@ -172,7 +185,7 @@ pub(super) async fn receive_loop(
                 shared.stop();
             }
         }
-        let failed = ack(&ident, &spec, entries).await;
+        let failed = ack(ident, &spec, &spec.topics[*topic], entries).await;
         for (f, n) in failed {
             tally.error(in_window, Op::Ack, f, n);
             shared.live.errors.fetch_add(n, Ordering::Relaxed);
@@ -216,6 +229,7 @@ async fn receive(
 async fn ack(
     ident: &Ident,
     spec: &ReceiveSpec,
+    topic: &TopicName,
     entries: Vec<pb::AckMessageEntry>,
 ) -> Vec<(Failure, u64)> {
     let n = entries.len() as u64;
@@ -224,7 +238,7 @@ async fn ack(
     }
     let req = pb::AckMessageRequest {
         group: Some(resource(spec.group.as_str())),
-        topic: Some(resource(spec.topic.as_str())),
+        topic: Some(resource(topic.as_str())),
         entries,
     };
     let resp = match ident

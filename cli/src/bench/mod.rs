@@ -7,16 +7,18 @@
 //!   settings and heartbeats; [`transport`] and [`io`] under them: one
 //!   hyper HTTP/2 connection per client, on a socket that coalesces
 //!   writes.
+//! - [`topics`]: the topics of a run (`--topics`), their routes, and how
+//!   their queues are spread over connections and receive loops.
 //! - [`plan`]: the clock of a run (warm-up, window, open-loop schedule),
 //!   claims of message numbers, the stop signal.
 //! - [`produce`] and [`consume`]: the load tasks, each counting into its
 //!   own [`stats::Tally`], merged at the end.
 //! - [`report`]: JSON and text output.
 //!
-//! How a run goes: look up the topic's route at the endpoint; open the
-//! producer's connections (--connections to each broker with writable
-//! queues) and the consumers' (as many to each broker with readable
-//! queues), each a client that sent its settings and got them back; start
+//! How a run goes: look up the route of each topic at the endpoint; open
+//! the producer's connections (--connections to each broker with
+//! writable queues) and the consumers' (as many to each broker with
+//! readable queues), each a client that sent its settings and got them back; start
 //! the clock; run the load tasks until the window closes, --count is
 //! reached or Ctrl-C; sample CPU at the start and end of the window; tell
 //! the brokers the clients are leaving; report.
@@ -28,6 +30,7 @@ mod plan;
 mod produce;
 mod report;
 mod stats;
+mod topics;
 mod transport;
 mod wire;
 
@@ -48,7 +51,9 @@ use plan::{Plan, Shared};
 use produce::SendSpec;
 use report::{Cpu, Flow, Latency, Received, Report, Settings, error_counts};
 use stats::{Errors, Sample, Tally};
-use wire::{Link, Role, Route};
+use tern_client::TopicName;
+use topics::Layout;
+use wire::{Link, Role};
 
 /// Runs `tern bench`.
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -68,15 +73,19 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Connects to the first address of --endpoint that answers; returns the
-/// address and the topic's route there.
-async fn route(args: &BenchArgs, timeout: Duration) -> anyhow::Result<(String, Route)> {
+/// address and the route of each of `topics` there.
+async fn routes(
+    args: &BenchArgs,
+    topics: &[TopicName],
+    timeout: Duration,
+) -> anyhow::Result<(String, Layout)> {
     let text = args.conn.endpoint.to_string();
     let mut last = None;
     for address in text.split(';') {
         match wire::connect(address, timeout).await {
-            Ok(mut client) => {
-                let route = wire::query_route(&mut client, address, &args.topic, timeout).await?;
-                return Ok((address.to_owned(), route));
+            Ok(client) => {
+                let routes = topics::routes(&client, address, topics, timeout).await?;
+                return Ok((address.to_owned(), Layout { routes }));
             }
             Err(e) => last = Some(e),
         }
@@ -92,56 +101,53 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
             .and_then(|_| stats::proc_rss_kib(pid))
             .with_context(|| format!("reading /proc/{pid} for --broker-pid {pid}"))?;
     }
-    let (endpoint, mut route) = route(args, timeout).await?;
-    if let Some(n) = args.queues {
-        route.limit_writable(n as usize);
-    }
-    if mode.produces() && route.writable.is_empty() {
-        bail!("topic {} has no writable queue at {endpoint}", args.topic);
-    }
-    if mode.consumes() && route.readable.is_empty() {
-        bail!("topic {} has no readable queue at {endpoint}", args.topic);
+    let topics = topics::names(&args.topic, args.topics)?;
+    let (endpoint, mut layout) = routes(args, &topics, timeout).await?;
+    for (topic, route) in topics.iter().zip(&mut layout.routes) {
+        if let Some(n) = args.queues {
+            route.limit_writable(n as usize);
+        }
+        if mode.produces() && route.writable.is_empty() {
+            bail!("topic {topic} has no writable queue at {endpoint}");
+        }
+        if mode.consumes() && route.readable.is_empty() {
+            bail!("topic {topic} has no readable queue at {endpoint}");
+        }
     }
 
     let incidents = Arc::new(Mutex::new(Errors::default()));
     let connections = args.connections as usize;
     // The clients, each having sent its settings and got them back.
-    let mut producers: Vec<(usize, Link)> = Vec::new();
+    let mut producers: Vec<(String, Link)> = Vec::new();
     if mode.produces() {
-        for (t, target) in route.writable.iter().enumerate() {
+        for address in layout.writable_addresses() {
             for _ in 0..connections {
                 let link = Link::open(
-                    &target.address,
+                    &address,
                     producers.len(),
                     Role::Producer,
-                    &args.topic,
+                    &topics,
                     timeout,
                     Arc::clone(&incidents),
                 )
                 .await?;
-                producers.push((t, link));
+                producers.push((address.clone(), link));
             }
         }
     }
     let mut consumers: Vec<Link> = Vec::new();
     if mode.consumes() {
-        let mut addresses: Vec<&str> = Vec::new();
-        for r in &route.readable {
-            if !addresses.contains(&r.address.as_str()) {
-                addresses.push(&r.address);
-            }
-        }
-        for address in addresses {
+        for address in layout.readable_addresses() {
             for _ in 0..connections {
                 let role = Role::Consumer {
                     group: args.group.clone(),
                     long_polling: args.long_polling,
                 };
                 let link = Link::open(
-                    address,
+                    &address,
                     consumers.len(),
                     role,
-                    &args.topic,
+                    &topics,
                     timeout,
                     Arc::clone(&incidents),
                 )
@@ -186,9 +192,10 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         })
     };
 
-    // Senders: one driver per producer connection.
+    // Senders: one driver per producer connection, over the queues of
+    // every topic on its broker.
     let send_spec = Arc::new(SendSpec::new(
-        &args.topic,
+        &topics,
         &args.tag,
         args.size,
         args.batch,
@@ -196,19 +203,20 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         timeout,
     ));
     let mut senders = Vec::new();
-    for (i, (t, link)) in producers.iter().enumerate() {
+    for (i, (address, link)) in producers.iter().enumerate() {
         senders.push(tokio::spawn(produce::drive(
             link.ident.clone(),
-            route.writable[*t].queues.clone(),
+            layout.send_targets(address),
             i,
             Arc::clone(&send_spec),
             Arc::clone(&shared),
         )));
     }
-    // Receivers: spread over the brokers, then over their connections.
+    // Receivers: each takes a share of the (topic, broker) pairs, over
+    // the consumer connections to each broker in turn.
     let receive_spec = Arc::new(ReceiveSpec {
         group: args.group.clone(),
-        topic: args.topic.clone(),
+        topics: topics.clone(),
         batch: args.receive_batch,
         invisible: args.invisible,
         long_polling: args.long_polling,
@@ -222,17 +230,22 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     });
     let mut receivers = Vec::new();
     if mode.consumes() {
-        let brokers = route.readable.len();
-        for r in 0..args.receivers as usize {
-            let target = &route.readable[r % brokers];
-            let links: Vec<&Link> = consumers
-                .iter()
-                .filter(|l| l.address == target.address)
+        let brokers = layout.readable_addresses().len().max(1);
+        let shares = layout.receive_shares(args.receivers as usize);
+        for (r, share) in shares.into_iter().enumerate() {
+            let sources = share
+                .into_iter()
+                .map(|target| {
+                    let links: Vec<&Link> = consumers
+                        .iter()
+                        .filter(|l| l.address == target.read.address)
+                        .collect();
+                    let link = links[(r / brokers) % links.len()];
+                    (link.ident.clone(), target)
+                })
                 .collect();
-            let link = links[(r / brokers) % links.len()];
             receivers.push(tokio::spawn(consume::receive_loop(
-                link.ident.clone(),
-                target.broker.clone(),
+                sources,
                 Arc::clone(&receive_spec),
                 Arc::clone(&shared),
             )));
@@ -338,16 +351,17 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         mode: mode.name(),
         endpoint,
         topic: args.topic.to_string(),
+        topics: topics.len(),
         group: mode.consumes().then(|| args.group.to_string()),
         brokers: if mode.produces() {
-            route.writable.len()
+            layout.writable_addresses().len()
         } else {
-            route.readable.len()
+            layout.readable_brokers()
         },
         queues: if mode.produces() {
-            route.writable_queues()
+            layout.writable_queues()
         } else {
-            route.readable_queues
+            layout.readable_queues()
         },
         settings: Settings {
             size: s.size,

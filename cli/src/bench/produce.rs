@@ -16,6 +16,7 @@ use tern_protocol::v2 as pb;
 
 use super::plan::{Claim, Shared};
 use super::stats::{Failure, Op, Tally, micros};
+use super::topics::SendTarget;
 use super::wire::{Ident, Meta, SENT_AT, hostname, resource};
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -53,8 +54,10 @@ impl Ids {
 /// What every send of a run is made of.
 #[derive(Debug)]
 pub(super) struct SendSpec {
-    /// A message with everything but its id, queue and times.
+    /// A message with everything but its topic, id, queue and times.
     template: pb::Message,
+    /// The run's topics, as messages name them.
+    topics: Vec<pb::Resource>,
     ids: Ids,
     size: u64,
     pub batch: u32,
@@ -64,7 +67,7 @@ pub(super) struct SendSpec {
 
 impl SendSpec {
     pub(super) fn new(
-        topic: &TopicName,
+        topics: &[TopicName],
         tag: &str,
         size: u32,
         batch: u32,
@@ -79,7 +82,7 @@ impl SendSpec {
             checksum.push(char::from(HEX[usize::from(b & 0xF)]));
         }
         let template = pb::Message {
-            topic: Some(resource(topic.as_str())),
+            topic: None,
             user_properties: HashMap::new(),
             system_properties: Some(pb::SystemProperties {
                 tag: (!tag.is_empty()).then(|| tag.to_owned()),
@@ -97,6 +100,7 @@ impl SendSpec {
         };
         Self {
             template,
+            topics: topics.iter().map(|t| resource(t.as_str())).collect(),
             ids: Ids::new(),
             size: u64::from(size),
             batch,
@@ -105,7 +109,7 @@ impl SendSpec {
         }
     }
 
-    /// The call for claim `c`, starting at `start`, to `queue`: each
+    /// The call for claim `c`, starting at `start`, to `to`: each
     /// message stamped with its intended send time
     /// ([`Claim::intended`]) as born timestamp and in [`SENT_AT`].
     fn request(
@@ -114,7 +118,7 @@ impl SendSpec {
         meta: &Meta,
         c: &Claim,
         start: Instant,
-        queue: i32,
+        to: SendTarget,
     ) -> tonic::Request<pb::SendMessageRequest> {
         let plan = &shared.plan;
         let mut messages = Vec::with_capacity(c.n as usize);
@@ -122,9 +126,10 @@ impl SendSpec {
             let i = c.first + k;
             let stamp = plan.wall_us(plan.stamp_time(c.measured, c.intended(plan, k, start)));
             let mut m = self.template.clone();
+            m.topic = Some(self.topics[to.topic].clone());
             if let Some(sp) = m.system_properties.as_mut() {
                 sp.message_id = self.ids.id(i);
-                sp.queue_id = queue;
+                sp.queue_id = to.queue;
                 sp.born_timestamp = Some(prost_types::Timestamp {
                     seconds: i64::try_from(stamp / 1_000_000).unwrap_or(i64::MAX),
                     nanos: i32::try_from(stamp % 1_000_000 * 1000).unwrap_or(0),
@@ -146,27 +151,27 @@ fn body(size: usize) -> Vec<u8> {
 
 /// One connection's sender: keeps up to `spec.inflight` calls in flight
 /// until the run hands out no more messages, then waits for the calls
-/// still out. Queues are taken round-robin from `queues`, starting at
-/// `first_queue`.
+/// still out. Each call goes to the next of `targets` (topic and queue),
+/// round-robin, starting at `first_target`.
 pub(super) async fn drive(
     ident: Ident,
-    queues: Vec<i32>,
-    first_queue: usize,
+    targets: Vec<SendTarget>,
+    first_target: usize,
     spec: Arc<SendSpec>,
     shared: Arc<Shared>,
 ) -> Tally {
     let mut tally = Tally::new();
     let mut calls = FuturesUnordered::new();
-    let mut more = !queues.is_empty();
-    let mut next_queue = first_queue;
+    let mut more = !targets.is_empty();
+    let mut next_target = first_target;
     loop {
         while more && calls.len() < spec.inflight {
             let Some(c) = shared.claim(spec.batch) else {
                 more = false;
                 break;
             };
-            let queue = queues[next_queue % queues.len()];
-            next_queue = next_queue.wrapping_add(1);
+            let to = targets[next_target % targets.len()];
+            next_target = next_target.wrapping_add(1);
             let mut client = ident.client.clone();
             let meta = Arc::clone(&ident.meta);
             let spec = Arc::clone(&spec);
@@ -179,7 +184,7 @@ pub(super) async fn drive(
                 }
                 // Built when sent, so the stamps know the real start.
                 let start = Instant::now();
-                let request = spec.request(&shared, &meta, &c, start, queue);
+                let request = spec.request(&shared, &meta, &c, start, to);
                 let result = client.send_message(request).await;
                 (c, start, result, Instant::now())
             });
@@ -285,7 +290,7 @@ mod tests {
     #[test]
     fn the_template_carries_the_digest_of_its_body() {
         let topic = TopicName::new("bench").unwrap();
-        let spec = SendSpec::new(&topic, "bench", 0x100, 1, 1, Duration::from_secs(1));
+        let spec = SendSpec::new(&[topic], "bench", 0x100, 1, 1, Duration::from_secs(1));
         let sp = spec.template.system_properties.as_ref().unwrap();
         let expected: String = Md5::digest(&spec.template.body)
             .iter()

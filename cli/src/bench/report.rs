@@ -19,7 +19,10 @@ pub(super) struct Report {
     pub mode: &'static str,
     /// The access point connected to, `host:port`.
     pub endpoint: String,
+    /// The topic, or with several the prefix of their names.
     pub topic: String,
+    /// How many topics: 1, or N for `topic-0` .. `topic-<N-1>`.
+    pub topics: usize,
     /// The consumer group (consume, e2e).
     pub group: Option<String>,
     /// Brokers the load went to.
@@ -264,11 +267,21 @@ impl Report {
     pub(super) fn text(&self) -> String {
         let mut o = String::new();
         let s = &self.settings;
+        let topics = if self.topics > 1 {
+            format!(
+                "{} topics {}-0 .. {}-{}",
+                self.topics,
+                self.topic,
+                self.topic,
+                self.topics - 1
+            )
+        } else {
+            format!("topic {}", self.topic)
+        };
         let _ = writeln!(
             o,
-            "tern bench {}: topic {} at {} ({}, {})",
+            "tern bench {}: {topics} at {} ({}, {})",
             self.mode,
-            self.topic,
             self.endpoint,
             plural(self.brokers as u64, "broker"),
             plural(self.queues as u64, "queue"),

@@ -409,7 +409,7 @@ impl Link {
         address: &str,
         n: usize,
         role: Role,
-        topic: &TopicName,
+        topics: &[TopicName],
         timeout: Duration,
         incidents: Arc<Mutex<Errors>>,
     ) -> anyhow::Result<Self> {
@@ -421,7 +421,7 @@ impl Link {
             },
             n,
         )?);
-        let settings = settings(&role, address, topic, timeout);
+        let settings = settings(&role, address, topics, timeout);
         let first = pb::TelemetryCommand {
             status: None,
             command: Some(pb::telemetry_command::Command::Settings(settings)),
@@ -523,14 +523,14 @@ impl Drop for Link {
 }
 
 /// The settings a client sends first on its Telemetry stream: what the
-/// official SDKs send for a producer of `topic` or a simple consumer of
-/// `topic` in a group, with filter `*`.
-fn settings(role: &Role, address: &str, topic: &TopicName, timeout: Duration) -> pb::Settings {
+/// official SDKs send for a producer publishing `topics` or a simple
+/// consumer of a group subscribed to each of `topics` with filter `*`.
+fn settings(role: &Role, address: &str, topics: &[TopicName], timeout: Duration) -> pb::Settings {
     let (client_type, pub_sub, backoff) = match role {
         Role::Producer => (
             pb::ClientType::Producer,
             pb::settings::PubSub::Publishing(pb::Publishing {
-                topics: vec![resource(topic.as_str())],
+                topics: topics.iter().map(|t| resource(t.as_str())).collect(),
                 max_body_size: 0,
                 validate_message_type: false,
             }),
@@ -553,13 +553,16 @@ fn settings(role: &Role, address: &str, topic: &TopicName, timeout: Duration) ->
             pb::ClientType::SimpleConsumer,
             pb::settings::PubSub::Subscription(pb::Subscription {
                 group: Some(resource(group.as_str())),
-                subscriptions: vec![pb::SubscriptionEntry {
-                    topic: Some(resource(topic.as_str())),
-                    expression: Some(pb::FilterExpression {
-                        r#type: pb::FilterType::Tag as i32,
-                        expression: "*".to_owned(),
-                    }),
-                }],
+                subscriptions: topics
+                    .iter()
+                    .map(|t| pb::SubscriptionEntry {
+                        topic: Some(resource(t.as_str())),
+                        expression: Some(pb::FilterExpression {
+                            r#type: pb::FilterType::Tag as i32,
+                            expression: "*".to_owned(),
+                        }),
+                    })
+                    .collect(),
                 fifo: None,
                 receive_batch_size: None,
                 long_polling_timeout: Some(duration(*long_polling)),
