@@ -32,17 +32,23 @@
 //!   a later copy in its topic). A write the previous run lost (not
 //!   fsynced before a machine crash under `async`) is not found, so its
 //!   retry is stored;
-//! - memory is bounded by [`DedupConfig::max_entries`] ids (about 220
-//!   bytes each): when more distinct ids arrive within one window, the
-//!   oldest are forgotten first, so the window is effectively shortened
-//!   to `max_entries / send rate`;
+//! - memory is bounded by [`DedupConfig::max_entries`] ids, about 40
+//!   bytes each ([`BYTES_PER_ENTRY`]): when more distinct ids arrive
+//!   within one window, the oldest are forgotten first, so the window is
+//!   effectively shortened to `max_entries / send rate`;
+//! - an id is remembered as a keyed 96-bit hash of topic and id, not as
+//!   text: two different ids of a topic are taken for one only if both
+//!   hashes collide, about once in 2^96 / `max_entries` sends (the keys
+//!   are random per run, so ids cannot be chosen to collide);
 //! - not de-duplicated: the same id on another topic or another broker,
 //!   and a retry that arrives after the window (a delayed message due
 //!   later than the window is parked again by such a retry). (A send
 //!   without a message id is refused at the edge; the check skips one
 //!   anyway.)
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -147,6 +153,10 @@ pub enum Begin {
 pub struct Dedup {
     cfg: DedupConfig,
     table: Mutex<Table>,
+    /// The random keys of the two hashes that name an id.
+    keys: (RandomState, RandomState),
+    /// Times are kept as microseconds since then (plus [`TIME_BIAS_US`]).
+    epoch: Instant,
     /// Commit-log end when the broker opened: records below it were
     /// written by an earlier run and are looked up in the index.
     boot_end: u64,
@@ -156,25 +166,212 @@ pub struct Dedup {
     evicted_early: AtomicU64,
 }
 
-#[derive(Debug, Default)]
+/// Memory per remembered id at the default [`DedupConfig::max_entries`],
+/// in bytes: a 32-byte [`Entry`] and its share of the hash table's 4-byte
+/// slots (at most 3/4 of them used, a power of two many).
+pub const BYTES_PER_ENTRY: usize = 40;
+
+/// A (topic, message id) as the table keeps it: two hashes of it with
+/// independent random keys, 96 bits in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    hash: u64,
+    check: u32,
+}
+
+/// One remembered id, in the order stored (32 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    hash: u64,
+    /// When it was stored: microseconds since [`Dedup::epoch`] plus
+    /// [`TIME_BIAS_US`] (so that an id recalled from an earlier run, stored
+    /// before this one started, has a time too).
+    at_us: u64,
+    /// Queue offset or park offset.
+    offset: u64,
+    check: u32,
+    /// The queue id, or [`PLACE_TIMER`] / [`PLACE_HALF`] for a park.
+    place: u32,
+}
+
+/// [`Entry::place`] of a message parked by the delay timer.
+const PLACE_TIMER: u32 = u32::MAX;
+/// [`Entry::place`] of a parked half message.
+const PLACE_HALF: u32 = u32::MAX - 1;
+/// Added to every time, about 35 years.
+const TIME_BIAS_US: u64 = 1 << 50;
+/// A used slot of the hash table: this bit, and the low 31 bits of the
+/// entry's sequence number (entries alive at once are fewer than 2^31).
+const SLOT_USED: u32 = 1 << 31;
+const SEQ_MASK: u32 = SLOT_USED - 1;
+/// Most ids remembered, whatever the configuration says.
+const MAX_ENTRIES_LIMIT: usize = SEQ_MASK as usize;
+/// Entries reserved when the table is made (their pages become resident
+/// only when written); a larger table grows as it fills.
+const RESERVE_ENTRIES: usize = 1 << 21;
+
+impl Entry {
+    fn key(&self) -> Key {
+        Key {
+            hash: self.hash,
+            check: self.check,
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        match self.place {
+            PLACE_TIMER => Outcome::Parked(ParkedAt {
+                park: ParkKind::Timer,
+                offset: self.offset,
+            }),
+            PLACE_HALF => Outcome::Parked(ParkedAt {
+                park: ParkKind::Half,
+                offset: self.offset,
+            }),
+            queue_id => Outcome::Stored(Stored {
+                queue_id,
+                queue_offset: self.offset,
+            }),
+        }
+    }
+}
+
+/// The ids stored within the window, oldest first, in a ring of
+/// [`Entry`] (`max_entries` at most) with an open-addressing hash table
+/// (linear probing, 4-byte slots naming an entry by its sequence number)
+/// from each key to its newest entry. An id stored again gets a new entry;
+/// the older one stays in the ring, unnamed by the table, until it is the
+/// oldest and dropped. Sends being written are in `pending`.
+#[derive(Debug)]
 struct Table {
-    map: HashMap<Arc<str>, Slot>,
-    /// Stored ids in the order they were stored, with their sequence
-    /// number (an id stored again after expiry gets a new one).
-    order: VecDeque<(u64, Instant, Arc<str>)>,
-    next_seq: u64,
+    ring: VecDeque<Entry>,
+    /// Sequence number of `ring[0]`; entry `seq` is `ring[seq - front_seq]`.
+    front_seq: u64,
+    /// `0` (free) or `SLOT_USED | (seq & SEQ_MASK)`; a power of two many.
+    slots: Vec<u32>,
+    /// Used slots.
+    named: usize,
+    /// Ids claimed and being written.
+    pending: HashMap<Key, watch::Receiver<bool>>,
+    /// Most entries.
+    max_entries: usize,
     /// When the last early eviction was logged.
     warned: Option<Instant>,
 }
 
-#[derive(Debug)]
-enum Slot {
-    Pending(watch::Receiver<bool>),
-    Done {
-        seq: u64,
-        at: Instant,
-        outcome: Outcome,
-    },
+impl Table {
+    fn new(max_entries: usize) -> Self {
+        let max_entries = max_entries.min(MAX_ENTRIES_LIMIT);
+        // At most 3/4 of the slots in use: short probe sequences.
+        let slots = (max_entries + max_entries / 3).next_power_of_two().max(16);
+        Self {
+            ring: VecDeque::with_capacity(max_entries.min(RESERVE_ENTRIES)),
+            front_seq: 0,
+            slots: vec![0; slots],
+            named: 0,
+            pending: HashMap::new(),
+            max_entries,
+            warned: None,
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The entry a used slot names.
+    fn entry_of(&self, slot: u32) -> &Entry {
+        let ahead = (slot & SEQ_MASK).wrapping_sub(self.front_seq as u32) & SEQ_MASK;
+        &self.ring[ahead as usize]
+    }
+
+    /// The slot naming `key`'s newest entry.
+    fn find(&self, key: Key) -> Option<usize> {
+        let mask = self.mask();
+        let mut i = key.hash as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return None;
+            }
+            let e = self.entry_of(s);
+            if e.hash == key.hash && e.check == key.check {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The newest entry of `key`.
+    fn get(&self, key: Key) -> Option<&Entry> {
+        self.find(key).map(|i| self.entry_of(self.slots[i]))
+    }
+
+    /// Appends an entry and names it as its key's newest. The caller
+    /// made room (`ring.len() < max_entries`).
+    fn push(&mut self, e: Entry) {
+        if self.ring.len() == self.ring.capacity() {
+            // Grow to at most `max_entries`, not to the next power of two.
+            let want = (self.ring.capacity() * 2)
+                .max(16)
+                .min(self.max_entries.max(1));
+            self.ring.reserve_exact(want - self.ring.len());
+        }
+        let seq = self.front_seq + self.ring.len() as u64;
+        let slot = SLOT_USED | (seq as u32 & SEQ_MASK);
+        let found = self.find(e.key());
+        self.ring.push_back(e);
+        match found {
+            Some(i) => self.slots[i] = slot,
+            None => {
+                let mask = self.mask();
+                let mut i = e.hash as usize & mask;
+                while self.slots[i] != 0 {
+                    i = (i + 1) & mask;
+                }
+                self.slots[i] = slot;
+                self.named += 1;
+            }
+        }
+    }
+
+    /// Drops the oldest entry (and its slot, if it is its key's newest).
+    fn pop(&mut self) {
+        let Some(&e) = self.ring.front() else {
+            return;
+        };
+        if let Some(i) = self.find(e.key())
+            && self.slots[i] & SEQ_MASK == self.front_seq as u32 & SEQ_MASK
+        {
+            self.free(i);
+        }
+        self.ring.pop_front();
+        self.front_seq += 1;
+    }
+
+    /// Frees slot `i`, moving later slots of its probe sequence back
+    /// (no tombstones).
+    fn free(&mut self, i: usize) {
+        let mask = self.mask();
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.slots[j];
+            if s == 0 {
+                break;
+            }
+            let home = self.entry_of(s).hash as usize & mask;
+            // It may fill the hole if its home is not after the hole on
+            // the way to `j`.
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = 0;
+        self.named -= 1;
+    }
 }
 
 /// Most expired ids forgotten per call, so that a call after a quiet
@@ -193,11 +390,15 @@ impl Dedup {
     }
 
     fn starting_at(cfg: DedupConfig, boot_end: u64) -> Self {
+        let now = Instant::now();
+        let max_entries = if cfg.enabled() { cfg.max_entries } else { 0 };
         Self {
             cfg,
-            table: Mutex::new(Table::default()),
+            table: Mutex::new(Table::new(max_entries)),
+            keys: (RandomState::new(), RandomState::new()),
+            epoch: now,
             boot_end,
-            recall_until: Instant::now() + cfg.window,
+            recall_until: now + cfg.window,
             evicted_early: AtomicU64::new(0),
         }
     }
@@ -218,28 +419,53 @@ impl Dedup {
         self.table.lock()
     }
 
+    fn key(&self, topic: &str, message_id: &str) -> Key {
+        let hash = |keys: &RandomState| {
+            let mut h = keys.build_hasher();
+            // Topic names cannot hold a NUL: the pair is unambiguous.
+            h.write(topic.as_bytes());
+            h.write_u8(0);
+            h.write(message_id.as_bytes());
+            h.finish()
+        };
+        Key {
+            hash: hash(&self.keys.0),
+            check: hash(&self.keys.1) as u32,
+        }
+    }
+
+    /// Microseconds since [`Dedup::epoch`] plus [`TIME_BIAS_US`].
+    fn time_us(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.epoch).as_micros();
+        TIME_BIAS_US.saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+    }
+
+    fn window_us(&self) -> u64 {
+        u64::try_from(self.cfg.window.as_micros()).unwrap_or(u64::MAX)
+    }
+
     /// Looks up `message_id` of `topic`, claiming it if nobody stored or
     /// is storing it.
     pub fn begin(self: &Arc<Self>, topic: &str, message_id: &str) -> Begin {
-        let key: Arc<str> = Arc::from(format!("{topic}\0{message_id}"));
+        let key = self.key(topic, message_id);
         let now = Instant::now();
+        let now_us = self.time_us(now);
         let mut t = self.lock();
-        self.expire(&mut t, now);
-        match t.map.get(&key) {
-            Some(Slot::Done { at, outcome, .. })
-                if now.saturating_duration_since(*at) < self.cfg.window =>
-            {
-                return match *outcome {
-                    Outcome::Stored(s) => Begin::Stored(s),
-                    Outcome::Parked(p) => Begin::Parked(p),
-                };
-            }
-            Some(Slot::Pending(rx)) => return Begin::Wait(rx.clone()),
-            // Expired (not yet forgotten), or unknown.
-            Some(Slot::Done { .. }) | None => {}
+        self.expire(&mut t, now, 0);
+        if let Some(e) = t.get(key)
+            && now_us.saturating_sub(e.at_us) < self.window_us()
+        {
+            return match e.outcome() {
+                Outcome::Stored(s) => Begin::Stored(s),
+                Outcome::Parked(p) => Begin::Parked(p),
+            };
+        }
+        // Expired (not yet forgotten), or unknown: pending, or free.
+        if let Some(rx) = t.pending.get(&key) {
+            return Begin::Wait(rx.clone());
         }
         let (tx, rx) = watch::channel(false);
-        t.map.insert(Arc::clone(&key), Slot::Pending(rx));
+        t.pending.insert(key, rx);
         Begin::Claimed(Claim {
             dedup: Arc::clone(self),
             key,
@@ -249,12 +475,14 @@ impl Dedup {
     }
 
     /// Forgets ids past their window (at most [`EXPIRE_BATCH`]), and the
-    /// oldest ones past the memory bound.
-    fn expire(&self, t: &mut Table, now: Instant) {
+    /// oldest ones past the memory bound, keeping room for `room` more.
+    fn expire(&self, t: &mut Table, now: Instant, room: usize) {
+        let now_us = self.time_us(now);
+        let window_us = self.window_us();
         let mut expired = 0;
-        while let Some((seq, at, key)) = t.order.front() {
-            let old = now.saturating_duration_since(*at) >= self.cfg.window;
-            let over = t.order.len() > self.cfg.max_entries;
+        while let Some(front) = t.ring.front() {
+            let old = now_us.saturating_sub(front.at_us) >= window_us;
+            let over = t.ring.len() + room > t.max_entries;
             if !over && (!old || expired >= EXPIRE_BATCH) {
                 break;
             }
@@ -273,11 +501,7 @@ impl Dedup {
                     );
                 }
             }
-            let (seq, key) = (*seq, Arc::clone(key));
-            t.order.pop_front();
-            if matches!(t.map.get(&key), Some(Slot::Done { seq: s, .. }) if *s == seq) {
-                t.map.remove(&key);
-            }
+            t.pop();
         }
     }
 
@@ -377,7 +601,7 @@ pub async fn wait(mut rx: watch::Receiver<bool>) {
 #[derive(Debug)]
 pub struct Claim {
     dedup: Arc<Dedup>,
-    key: Arc<str>,
+    key: Key,
     tx: watch::Sender<bool>,
     done: bool,
 }
@@ -401,14 +625,32 @@ impl Claim {
     pub fn complete(mut self, outcome: Outcome, age: Duration) {
         let d = Arc::clone(&self.dedup);
         let now = Instant::now();
-        let at = now.checked_sub(age).unwrap_or(now);
+        let age_us = u64::try_from(age.as_micros()).unwrap_or(u64::MAX);
+        let (place, offset) = match outcome {
+            Outcome::Stored(s) => {
+                debug_assert!(s.queue_id < PLACE_HALF, "queue ids are below 1024");
+                (s.queue_id, s.queue_offset)
+            }
+            Outcome::Parked(ParkedAt {
+                park: ParkKind::Timer,
+                offset,
+            }) => (PLACE_TIMER, offset),
+            Outcome::Parked(ParkedAt {
+                park: ParkKind::Half,
+                offset,
+            }) => (PLACE_HALF, offset),
+        };
+        let entry = Entry {
+            hash: self.key.hash,
+            at_us: d.time_us(now).saturating_sub(age_us),
+            offset,
+            check: self.key.check,
+            place,
+        };
         let mut t = d.lock();
-        let seq = t.next_seq;
-        t.next_seq += 1;
-        t.map
-            .insert(Arc::clone(&self.key), Slot::Done { seq, at, outcome });
-        t.order.push_back((seq, at, Arc::clone(&self.key)));
-        d.expire(&mut t, now);
+        t.pending.remove(&self.key);
+        d.expire(&mut t, now, 1);
+        t.push(entry);
         drop(t);
         self.done = true;
         self.tx.send_replace(true);
@@ -421,9 +663,7 @@ impl Drop for Claim {
             return;
         }
         let mut t = self.dedup.lock();
-        if matches!(t.map.get(&self.key), Some(Slot::Pending(_))) {
-            t.map.remove(&self.key);
-        }
+        t.pending.remove(&self.key);
         drop(t);
         self.tx.send_replace(true);
     }
@@ -497,7 +737,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(80));
         claim(&d, "t", "a").stored(at(2));
         assert!(matches!(d.begin("t", "a"), Begin::Stored(s) if s == at(2)));
-        assert_eq!(d.lock().order.len(), 1, "the expired entry is gone");
+        assert_eq!(d.lock().ring.len(), 1, "the expired entry is gone");
         assert_eq!(d.evicted_early(), 0);
     }
 
@@ -510,7 +750,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(80));
         // A call forgets a batch, not all 400 (here two calls)...
         claim(&d, "t", "id-399").stored(at(500));
-        assert!(d.lock().order.len() > 200, "{}", d.lock().order.len());
+        assert!(d.lock().ring.len() > 200, "{}", d.lock().ring.len());
         // ...but an expired id still in the table is not a duplicate.
         assert!(matches!(d.begin("t", "id-350"), Begin::Claimed(_)));
         assert!(matches!(d.begin("t", "id-399"), Begin::Stored(s) if s == at(500)));
@@ -614,13 +854,81 @@ mod tests {
         for (i, id) in ["a", "b", "c", "d"].into_iter().enumerate() {
             claim(&d, "t", id).stored(at(i as u64));
         }
-        assert_eq!(d.lock().map.len(), 3);
+        assert_eq!(d.lock().named, 3);
         assert_eq!(d.evicted_early(), 1);
         // "a" was forgotten, the others are remembered.
         claim(&d, "t", "a").stored(at(9));
         assert!(matches!(d.begin("t", "c"), Begin::Stored(s) if s == at(2)));
         assert!(matches!(d.begin("t", "d"), Begin::Stored(s) if s == at(3)));
         assert!(matches!(d.begin("t", "b"), Begin::Claimed(_)));
+    }
+
+    /// The ring and hash table against a plain map, through wrap-arounds
+    /// of the ring, of the probe sequences and of the 31-bit sequence
+    /// numbers, with ids stored again and hashes sharing home slots.
+    #[test]
+    fn the_table_names_the_newest_entry_of_each_key_until_it_is_dropped() {
+        let mut t = Table::new(20);
+        assert_eq!(t.slots.len(), 32);
+        t.front_seq = u64::from(SEQ_MASK) - 30;
+        let mut model: VecDeque<(Key, u64)> = VecDeque::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20_000u64 {
+            let r = next();
+            // 40 keys, several per home slot: some share the low bits.
+            let k = r % 40;
+            let key = Key {
+                hash: (k % 7) | ((k / 7) << 40),
+                check: k as u32,
+            };
+            if r >> 60 < 11 && t.ring.len() < t.max_entries {
+                t.push(Entry {
+                    hash: key.hash,
+                    at_us: 0,
+                    offset: round,
+                    check: key.check,
+                    place: 0,
+                });
+                model.push_back((key, round));
+            } else {
+                t.pop();
+                model.pop_front();
+            }
+            assert_eq!(t.ring.len(), model.len());
+            let mut named = 0;
+            for k in 0..40u64 {
+                let key = Key {
+                    hash: (k % 7) | ((k / 7) << 40),
+                    check: k as u32,
+                };
+                let want = model.iter().rev().find(|(m, _)| *m == key).map(|e| e.1);
+                named += usize::from(want.is_some());
+                assert_eq!(t.get(key).map(|e| e.offset), want, "round {round}, key {k}");
+                // Same hash, another check: another id.
+                let other = Key { check: 99, ..key };
+                assert!(t.get(other).is_none());
+            }
+            assert_eq!(t.named, named);
+        }
+        assert!(t.front_seq > u64::from(SEQ_MASK), "the sequence wrapped");
+    }
+
+    #[test]
+    fn an_entry_costs_about_40_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        let t = Table::new(DedupConfig::DEFAULT_MAX_ENTRIES);
+        let bytes = t.ring.capacity() * std::mem::size_of::<Entry>() + t.slots.len() * 4;
+        assert_eq!(t.ring.capacity(), DedupConfig::DEFAULT_MAX_ENTRIES);
+        assert!(
+            bytes <= BYTES_PER_ENTRY * DedupConfig::DEFAULT_MAX_ENTRIES + (1 << 20),
+            "{bytes}"
+        );
     }
 
     #[test]
