@@ -4,14 +4,17 @@
   report.py machine --data-root DIR [--set KEY=VALUE ...]
       One JSON object with the machine's facts: CPU model and cores, memory,
       kernel, the file system of DIR, and its limits measured now (buffered
-      sequential write bandwidth, fdatasync latency of 4 KiB appends), a few
-      seconds at most.
-  report.py record --results FILE [--bench JSON] [--fill JSON] [--set KEY=VALUE ...]
+      sequential write bandwidth, fdatasync latency of 4 KiB appends), and
+      the loopback's (TCP throughput over 127.0.0.1, round trip of a 64-byte
+      ping-pong), a few seconds at most.
+  report.py record --results FILE [--bench JSON] [--fill JSON] [--sdk JSON] [--set KEY=VALUE ...]
       Appends one line (one run of one case on one system) to FILE.
   report.py table FILE [--out MD] [--command TEXT]
       The medians over the repeats of each case and system as a Markdown
-      table, with the ratio Tern/Apache; --out also writes the machine facts
-      and the exact commands, for docs/benchmarks.md.
+      table, with the ratio Tern/Apache; the many-topic cases against
+      produce-async (one topic) on the same system; the Go SDK's cross-check
+      against tern bench; --out also writes the machine facts and the exact
+      commands, for docs/benchmarks.md.
 
 `tern bench --output json` fields are looked up by name patterns (see
 METRICS below), so renamed or nested fields only need a pattern here.
@@ -23,9 +26,11 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -167,6 +172,74 @@ def measure_disk(root, seq_seconds=2.0, seq_max_mib=512, sync_seconds=2.0, sync_
     return out
 
 
+def measure_loopback(stream_seconds=1.0, pingpong_seconds=1.0, size=64):
+    """TCP over 127.0.0.1: one connection's throughput (1 MiB writes,
+    read by a thread), then round trips of a `size`-byte ping-pong with
+    TCP_NODELAY. Python's own cost is in both: a floor for latency and a
+    lower bound for throughput, not the kernel's exact limits."""
+    out = {}
+
+    def serve(listener, echo):
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn:
+            while True:
+                data = conn.recv(1 << 20)
+                if not data:
+                    return
+                if echo:
+                    conn.sendall(data)
+
+    def pair(echo):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        t = threading.Thread(target=serve, args=(listener, echo), daemon=True)
+        t.start()
+        client = socket.create_connection(listener.getsockname())
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return listener, client, t
+
+    listener, client, t = pair(False)
+    chunk = b"x" * (1 << 20)
+    sent = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < stream_seconds:
+        client.sendall(chunk)
+        sent += len(chunk)
+    client.shutdown(socket.SHUT_WR)
+    t.join(10)
+    t1 = time.perf_counter()
+    client.close()
+    listener.close()
+    out["tcp_stream_mib_per_s"] = round(sent / 2**20 / (t1 - t0), 1)
+
+    listener, client, t = pair(True)
+    msg = b"p" * size
+    lat = []
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < pingpong_seconds:
+        s = time.perf_counter()
+        client.sendall(msg)
+        got = 0
+        while got < size:
+            data = client.recv(size - got)
+            if not data:
+                break
+            got += len(data)
+        lat.append((time.perf_counter() - s) * 1e6)
+    client.close()
+    t.join(10)
+    listener.close()
+    lat.sort()
+    out["tcp_rtt_bytes"] = size
+    out["tcp_rtt_count"] = len(lat)
+    out["tcp_rtt_us_p50"] = round(percentile(lat, 0.50), 1)
+    out["tcp_rtt_us_p99"] = round(percentile(lat, 0.99), 1)
+    out["tcp_round_trips_per_s"] = round(len(lat) / (sum(lat) / 1e6), 1)
+    return out
+
+
 def cmd_machine(a):
     mnt, dev, fstype = mount_of(a.data_root)
     try:
@@ -188,6 +261,11 @@ def cmd_machine(a):
     }
     if not a.no_disk:
         facts["disk"] = measure_disk(a.data_root)
+    if not a.no_loopback:
+        try:
+            facts["loopback"] = measure_loopback()
+        except OSError as e:
+            facts["loopback"] = {"error": str(e)}
     facts.update(parse_sets(a.set))
     print(json.dumps(facts, sort_keys=False))
 
@@ -197,7 +275,7 @@ def cmd_machine(a):
 def cmd_record(a):
     rec = {"type": "run"}
     rec.update(parse_sets(a.set))
-    for name, path in (("bench", a.bench), ("fill", a.fill)):
+    for name, path in (("bench", a.bench), ("fill", a.fill), ("sdk", a.sdk)):
         obj, why = read_json_file(path)
         if path:
             rec[name] = obj
@@ -438,6 +516,16 @@ def machine_lines(m):
                  f"(≈{disk.get('fdatasync_per_s')} fdatasync/s, {disk.get('fdatasync_4k_count')} samples)")
     out.append(line)
     out.append(f"- Network: {m.get('network')}")
+    lo = m.get("loopback") or {}
+    if lo.get("tcp_stream_mib_per_s") is not None:
+        out.append(f"- Loopback (measured by Python, whose own cost is included: the kernel does at "
+                   f"least this well): one TCP "
+                   f"connection carries {lo.get('tcp_stream_mib_per_s')} MiB/s; a "
+                   f"{lo.get('tcp_rtt_bytes')}-byte ping-pong round trip takes p50 "
+                   f"{lo.get('tcp_rtt_us_p50')} µs, p99 {lo.get('tcp_rtt_us_p99')} µs "
+                   f"(≈{lo.get('tcp_round_trips_per_s')} round trips/s, {lo.get('tcp_rtt_count')} samples)")
+    elif lo.get("error"):
+        out.append(f"- Loopback: not measured ({lo['error']})")
     out.append(f"- Load average when the run began: {m.get('loadavg_at_start')}")
     for key, label in (("tern_version", "Tern"), ("git_commit", "Tern commit (HEAD of the work tree)"),
                        ("apache_version", "Apache RocketMQ"), ("java_version", "Java"),
@@ -472,6 +560,65 @@ def failures(runs):
     return out
 
 
+def many_topics_table(runs):
+    cases = ordered(r["case"] for r in runs if str(r.get("case", "")).startswith("topics-"))
+    if not cases:
+        return []
+    systems = ordered(r["system"] for r in runs)
+
+    def med(case, system, key="msg_per_s"):
+        ok = [r for r in runs if r["case"] == case and r["system"] == system and r.get("ok")]
+        return median([metrics(r)[key] for r in ok])
+
+    lines = ["| case | system | topics x queues | topics created in s | msg/s | produce-async msg/s "
+             "| against one topic | send p99 ms (one topic) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for case in cases:
+        for system in systems:
+            rs = [r for r in runs if r["case"] == case and r["system"] == system]
+            if not rs:
+                continue
+            many, one = med(case, system), med("produce-async", system)
+            shape = f"{rs[0].get('topics', '?')} x {rs[0].get('topic_queues', '?')}"
+            setup = median([r.get("topics_setup_s") for r in rs])
+            r_ = ratio(many, one)
+            if case == "topics-10000x1" and many is not None and one:
+                r_ += " (goal met)" if many / one >= 0.85 else " (goal not met)"
+            if one is None:
+                r_ = "— (produce-async not in this run)"
+            p99 = f"{fmt(med(case, system, 'p99'), 2)} ({fmt(med('produce-async', system, 'p99'), 2)})"
+            lines.append(f"| {case} | {system} | {shape} | {fmt(setup, 1)} | {fmt(many)} | {fmt(one)} "
+                         f"| {r_} | {p99} |")
+    return lines
+
+
+def crosscheck_table(runs):
+    rs = [r for r in runs if r.get("case") == "crosscheck-go"]
+    if not rs:
+        return []
+    lines = ["| system | runs | Go SDK msg/s | tern bench msg/s | tern bench / SDK | Go SDK send p50 / p99 ms "
+             "| tern bench send p50 / p99 ms | broker CPU µs/msg, SDK / tern bench "
+             "| client CPU µs/msg, SDK / tern bench |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for system in ordered(r["system"] for r in rs):
+        mine = [r for r in rs if r["system"] == system]
+        ok = [r for r in mine if r.get("ok")]
+        sdk = [r.get("sdk") for r in ok if isinstance(r.get("sdk"), dict)]
+        ms = [metrics(r) for r in ok]
+        s_rate = median([x.get("msg_per_s") for x in sdk])
+        b_rate = median([m["msg_per_s"] for m in ms])
+        lines.append(
+            f"| {system} | {len(ok)}/{len(mine)} | {fmt(s_rate)} | {fmt(b_rate)} | {ratio(b_rate, s_rate)} "
+            f"| {fmt(median([x.get('send_p50_ms') for x in sdk]), 2)} / "
+            f"{fmt(median([x.get('send_p99_ms') for x in sdk]), 2)} "
+            f"| {fmt(median([m['p50'] for m in ms]), 2)} / {fmt(median([m['p99'] for m in ms]), 2)} "
+            f"| {fmt(median([x.get('broker_us_per_msg') for x in sdk]), 1)} / "
+            f"{fmt(median([m['broker_cpu'] for m in ms]), 1)} "
+            f"| {fmt(median([x.get('cpu_us_per_msg') for x in sdk]), 1)} / "
+            f"{fmt(median([m['client_cpu'] for m in ms]), 1)} |")
+    return lines
+
+
 def cmd_table(a):
     machine, runs = load(a.results)
     if not runs:
@@ -496,6 +643,23 @@ def cmd_table(a):
                        "updateTopic` and `updateSubGroup`, a JVM each")
         body += ["Start-up, over every fresh start of the run (" + "; ".join(how) +
                  "; stop: SIGTERM until the process exits; idle RSS: after the setup).", ""] + st + [""]
+    mt = many_topics_table(runs)
+    if mt:
+        body += ["Many topics against one topic: each many-topic case's median msg/s on a "
+                 "system over that system's produce-async median (one topic of 8 queues, the "
+                 "same 64 sends in flight, 1 KiB, async flush). Issue 11 asks that 10,000 "
+                 "topics x 1 queue lose at most 15 % (a ratio of 0.85 or more).", ""] + mt + [""]
+    cc = crosscheck_table(runs)
+    if cc:
+        body += ["Cross-check (crosscheck-go): the official Go SDK's producer "
+                 "(rocketmq-clients/golang, 64 Send calls in flight from 64 goroutines, 1 KiB, the "
+                 "same warm-up and duration) and `tern bench produce` at the same settings, one "
+                 "after the other on the same fresh system (the SDK first in odd repeats, second "
+                 "in even ones); medians. Broker CPU: over each client's measured window, per "
+                 "message it sent (for the SDK from /proc in 10 ms ticks). Client CPU: the client "
+                 "process's. Where the SDK sends less at a similar broker cost per message, the "
+                 "SDK, not the broker, is the limit.",
+                 ""] + cc + [""]
     fl = failures(runs)
     if fl:
         body += ["Failed runs and runs with errors:", ""] + fl + [""]
@@ -513,13 +677,14 @@ def cmd_table(a):
             doc.append(f"# before each measured case, unmeasured (pre-warm): {warm}")
         for case in ordered(r["case"] for r in runs):
             r = next(r for r in runs if r["case"] == case)
-            for key in ("fill_cmd", "bench_cmd"):
+            for key in ("fill_cmd", "sdk_cmd", "bench_cmd"):
                 if r.get(key):
                     doc.append(f"# {case} ({r.get('flush')} flush): {r[key]}")
         if any(r.get("system") == "apache" for r in runs):
             doc.append("# Apache: NamesrvStartup, then ProxyStartup -pm local (broker embedded) with "
                        "scripts/bench/apache/{namesrv.properties,broker.conf,proxy.json}; topic and "
-                       "group by mqadmin updateTopic -r 8 -w 8 and updateSubGroup")
+                       "group by mqadmin updateTopic -r 8 -w 8 and updateSubGroup; the many "
+                       "topics by scripts/bench/apache/CreateTopics.java")
         doc += ["```", ""]
         doc += body
         if any(r.get("system") == "apache" for r in runs):
@@ -537,11 +702,13 @@ def main():
     m = sub.add_parser("machine")
     m.add_argument("--data-root", required=True)
     m.add_argument("--no-disk", action="store_true")
+    m.add_argument("--no-loopback", action="store_true")
     m.add_argument("--set", action="append")
     r = sub.add_parser("record")
     r.add_argument("--results", required=True)
     r.add_argument("--bench")
     r.add_argument("--fill")
+    r.add_argument("--sdk")
     r.add_argument("--set", action="append")
     t = sub.add_parser("table")
     t.add_argument("results")
