@@ -189,7 +189,10 @@ impl Active {
         Self {
             path: dir.join(numbered_name(first_pos)),
             slots: vec![0; slots as usize],
-            entries: Vec::new(),
+            // All at once: growing by doubling would leave the smaller
+            // copies behind in the allocator (resident, up to half again).
+            // Pages become resident only as entries are written.
+            entries: Vec::with_capacity(capacity as usize),
             capacity,
             persisted: 0,
             covered_end: first_pos,
@@ -263,7 +266,7 @@ impl Active {
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect::<Vec<_>>();
-        let entries: Vec<Entry> = bytes[base..need]
+        let mut entries: Vec<Entry> = bytes[base..need]
             .chunks_exact(ENTRY_LEN as usize)
             .map(decode_entry)
             .collect();
@@ -274,6 +277,7 @@ impl Active {
         {
             return Ok(None);
         }
+        entries.reserve_exact((h.capacity as usize).saturating_sub(entries.len()));
         Ok(Some(Self {
             path: path.to_owned(),
             slots,
@@ -384,6 +388,11 @@ impl Index {
     fn seal(&mut self, next_pos: u64) -> Result<()> {
         let file = self.active.persist()?;
         let h = self.active.header();
+        // Free the full file's tables before the fresh one takes its own,
+        // so that the allocator reuses their memory instead of keeping
+        // both resident.
+        self.active.entries = Vec::new();
+        self.active.slots = Vec::new();
         let fresh = Active::new(&self.dir, next_pos, self.slots, self.capacity);
         let old = std::mem::replace(&mut self.active, fresh);
         self.sealed.push(Sealed {
