@@ -300,15 +300,27 @@ impl ConsumeQueue {
         Ok(f)
     }
 
-    /// Makes every entry written so far durable.
+    /// Makes every entry written so far durable. A file whose sync fails
+    /// stays dirty (with those not reached), for the next try.
     pub fn sync(&self) -> Result<()> {
         let dirty = std::mem::take(&mut *self.dirty.lock());
-        for idx in dirty {
-            if let Some(f) = self.file(idx) {
-                f.sync_data().map_err(io_err(self.path_of(idx)))?;
+        let mut left = dirty.iter();
+        while let Some(&idx) = left.next() {
+            if let Some(f) = self.file(idx)
+                && let Err(e) = f.sync_data()
+            {
+                let mut d = self.dirty.lock();
+                d.insert(idx);
+                d.extend(left);
+                return Err(io_err(self.path_of(idx))(e));
             }
         }
         Ok(())
+    }
+
+    /// Whether entries were written since the last [`ConsumeQueue::sync`].
+    pub fn is_dirty(&self) -> bool {
+        !self.dirty.lock().is_empty()
     }
 
     /// Reads up to `count` entries from `from` (clamped to what exists).
