@@ -8,7 +8,8 @@
 //
 // Other scenarios live in their own files and run instead of this one when
 // TERN_GO_SCENARIO names them: `txn` (txn.go, transactional messages),
-// `fifo` (fifo.go), `delay` (delay.go) and `sql` (sql.go, SQL92 filters).
+// `fifo` (fifo.go), `delay` (delay.go), `sql` (sql.go, SQL92 filters) and
+// `bench` (bench.go, a timed send loop for scripts/bench-compare).
 // What they share is in common.go.
 package main
 
