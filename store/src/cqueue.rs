@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -95,6 +95,12 @@ pub(crate) struct ConsumeQueue {
     files: RwLock<BTreeMap<u64, Arc<File>>>,
     /// Files written since the last sync.
     dirty: Mutex<BTreeSet<u64>>,
+    /// Directories whose entries changed since the last sync (a file was
+    /// created, and maybe the queue's and the topic's directories): they
+    /// are synced with the next [`ConsumeQueue::sync`] (a checkpoint), not
+    /// at once, so the dispatcher, which creates the files of new queues,
+    /// does not wait for directory syncs per new queue.
+    new_dirs: Mutex<Vec<PathBuf>>,
     /// One past the last dispatched entry.
     max: AtomicU64,
     /// The first entry whose record retention kept.
@@ -112,6 +118,7 @@ impl ConsumeQueue {
             per_file,
             files: RwLock::new(BTreeMap::new()),
             dirty: Mutex::new(BTreeSet::new()),
+            new_dirs: Mutex::new(Vec::new()),
             max: AtomicU64::new(0),
             min: AtomicU64::new(0),
         }
@@ -284,7 +291,20 @@ impl ConsumeQueue {
     }
 
     fn create_file(&self, idx: u64) -> Result<Arc<File>> {
+        let parent = self.dir.parent();
+        let queue_dir_new = !self.dir.exists();
+        let topic_dir_new = queue_dir_new && parent.is_some_and(|p| !p.exists());
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        {
+            let mut dirs = self.new_dirs.lock();
+            dirs.push(self.dir.clone());
+            if let Some(p) = parent.filter(|_| queue_dir_new) {
+                dirs.push(p.to_owned());
+            }
+            if let Some(gp) = parent.and_then(Path::parent).filter(|_| topic_dir_new) {
+                dirs.push(gp.to_owned());
+            }
+        }
         let path = self.path_of(idx);
         let f = OpenOptions::new()
             .read(true)
@@ -294,15 +314,25 @@ impl ConsumeQueue {
             .open(&path)
             .map_err(io_err(&path))?;
         f.set_len(self.file_len()).map_err(io_err(&path))?;
-        sync_dir(&self.dir)?;
         let f = Arc::new(f);
         self.files.write().insert(idx, Arc::clone(&f));
         Ok(f)
     }
 
-    /// Makes every entry written so far durable. A file whose sync fails
-    /// stays dirty (with those not reached), for the next try.
+    /// Makes every entry written so far durable, and the entries of new
+    /// files in their directories. What fails to sync stays to do (with
+    /// what was not reached), for the next try.
     pub fn sync(&self) -> Result<()> {
+        let dirs = std::mem::take(&mut *self.new_dirs.lock());
+        let mut left = dirs.iter();
+        while let Some(dir) = left.next() {
+            if let Err(e) = sync_dir(dir) {
+                let mut d = self.new_dirs.lock();
+                d.push(dir.clone());
+                d.extend(left.cloned());
+                return Err(e);
+            }
+        }
         let dirty = std::mem::take(&mut *self.dirty.lock());
         let mut left = dirty.iter();
         while let Some(&idx) = left.next() {
@@ -320,7 +350,7 @@ impl ConsumeQueue {
 
     /// Whether entries were written since the last [`ConsumeQueue::sync`].
     pub fn is_dirty(&self) -> bool {
-        !self.dirty.lock().is_empty()
+        !self.new_dirs.lock().is_empty() || !self.dirty.lock().is_empty()
     }
 
     /// Reads up to `count` entries from `from` (clamped to what exists).

@@ -272,6 +272,21 @@ mod tests {
                 queues.iter().all(|q| !q.is_dirty()),
                 "{n} queues: some left dirty"
             );
+            // Written again: dirty again (a file, no new directory).
+            queues[0]
+                .write(
+                    1,
+                    &[CqEntry {
+                        position: 1,
+                        size: 1,
+                        tag_hash: 0,
+                        store_ts: 1,
+                    }],
+                )
+                .unwrap();
+            assert!(queues[0].is_dirty());
+            sync_queues(queues.clone()).unwrap();
+            assert!(!queues[0].is_dirty());
         }
     }
 }
