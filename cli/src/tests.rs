@@ -46,6 +46,7 @@ fn help_shows_the_defaults_in_force() {
         format!("[default: {}]", b.dedup.max_entries),
         format!("[default: {}]", b.delay.precision.as_millis()),
         format!("[default: {}]", b.delay.max_delay.as_secs()),
+        format!("[default: {}]", b.delay.stage_max_bytes),
     ] {
         assert!(text.contains(&shown), "{shown} missing from:\n{text}");
     }
@@ -139,7 +140,7 @@ fn standalone_reads_the_broker_file_and_flags() {
          advertised_address = \"tern.example:8081\"\n\
          [store]\nmax_body_bytes = 1000\nretention_hours = 5\n\
          [limits]\nmax_pending_sends = 7\ndedup_window_secs = 60\n\
-         [delay]\nprecision_ms = 500\n\
+         [delay]\nprecision_ms = 500\nstage_max_bytes = 1048576\n\
          [transaction]\nmax_checks = 4\ndefault_resolution = \"commit\"\n",
     )
     .unwrap();
@@ -156,6 +157,7 @@ fn standalone_reads_the_broker_file_and_flags() {
     assert_eq!(cfg.max_pending_sends, 7);
     assert_eq!(cfg.dedup.window, Duration::from_secs(60));
     assert_eq!(cfg.delay.precision, Duration::from_millis(500));
+    assert_eq!(cfg.delay.stage_max_bytes, 1 << 20);
     assert_eq!(cfg.transaction.max_checks, 4);
     assert_eq!(
         cfg.transaction.default_resolution,

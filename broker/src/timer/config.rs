@@ -15,6 +15,11 @@ pub struct DelayConfig {
     /// commit-log retention, so this bounds how long a segment can be
     /// kept past the retention time.
     pub max_delay: Duration,
+    /// Most bytes of delayed messages read ahead of their time (the
+    /// records due within the next 2 s, staged for release); a larger
+    /// burst stages this much and reads the rest when due. Default
+    /// 512 MiB; 0 stages nothing.
+    pub stage_max_bytes: u64,
 }
 
 impl DelayConfig {
@@ -22,6 +27,7 @@ impl DelayConfig {
     pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
     pub const MIN_PRECISION: Duration = Duration::from_millis(100);
     pub const MAX_PRECISION: Duration = Duration::from_secs(60);
+    pub const DEFAULT_STAGE_MAX_BYTES: u64 = 512 << 20;
 
     /// Refuses a precision outside 100 ms - 60 s or a zero maximum delay.
     pub fn validate(&self) -> Result<()> {
@@ -45,6 +51,7 @@ impl Default for DelayConfig {
         Self {
             precision: Self::DEFAULT_PRECISION,
             max_delay: Self::DEFAULT_MAX_DELAY,
+            stage_max_bytes: Self::DEFAULT_STAGE_MAX_BYTES,
         }
     }
 }

@@ -16,7 +16,7 @@
 //! checksums, laying out the copies) is done ahead of time: after each
 //! release the thread stages the slots due within [`STAGE_AHEAD_MS`] (or
 //! one precision, if longer) with [`Park::stage_copies`], up to
-//! [`STAGE_MAX_BYTES`] in memory, so at the due time only the journal
+//! [`DelayConfig::stage_max_bytes`] in memory, so at the due time only the journal
 //! fsync and the write remain. A staged
 //! message can still be recalled (its release then falls back to the
 //! ordinary path, which skips it); messages scheduled into a slot after it
@@ -54,9 +54,6 @@ const RELEASE_BATCH: usize = 16_384;
 const MAX_WORKERS: usize = 4;
 /// Wait before retrying a release that failed.
 const RETRY_MS: i64 = 1000;
-/// Most bytes of copies staged ahead of their slots (the rest is read
-/// when due).
-pub const STAGE_MAX_BYTES: u64 = 512 << 20;
 /// How far ahead slots are staged, at least (ms).
 pub const STAGE_AHEAD_MS: i64 = 2000;
 
@@ -78,6 +75,9 @@ pub struct Timer {
     registry: Arc<Registry>,
     precision_ms: i64,
     max_delay_ms: i64,
+    /// Most bytes of copies staged ahead of their slots (the rest is read
+    /// when due).
+    stage_max_bytes: u64,
     /// Pending park offsets and their topics, by slot (ms since the
     /// epoch).
     slots: Mutex<BTreeMap<i64, Vec<Due>>>,
@@ -132,6 +132,7 @@ impl Timer {
             registry,
             precision_ms: millis(cfg.precision),
             max_delay_ms: millis(cfg.max_delay),
+            stage_max_bytes: cfg.stage_max_bytes,
             slots: Mutex::new(BTreeMap::new()),
             staged: Mutex::new(Vec::new()),
             staged_bytes: AtomicU64::new(0),
@@ -296,10 +297,11 @@ impl Timer {
     }
 
     /// Reads ahead the messages due within [`STAGE_AHEAD_MS`] (or one
-    /// precision) of `now`, up to [`STAGE_MAX_BYTES`] staged in all; what
+    /// precision) of `now`, up to [`DelayConfig::stage_max_bytes`] staged
+    /// in all; what
     /// is not staged stays in its slot.
     fn stage(&self, now: i64) {
-        if self.staged_bytes.load(Ordering::Relaxed) >= STAGE_MAX_BYTES {
+        if self.staged_bytes.load(Ordering::Relaxed) >= self.stage_max_bytes {
             return;
         }
         let ahead = now + self.precision_ms.max(STAGE_AHEAD_MS);
@@ -318,7 +320,7 @@ impl Timer {
         }
         let count = AtomicUsize::new(0);
         fan_out(batches, |(slot, due)| {
-            let staged = if self.staged_bytes.load(Ordering::Relaxed) < STAGE_MAX_BYTES {
+            let staged = if self.staged_bytes.load(Ordering::Relaxed) < self.stage_max_bytes {
                 self.stage_batch(&due)
             } else {
                 None

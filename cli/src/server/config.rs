@@ -72,6 +72,7 @@ impl BrokerFile {
 pub(crate) struct DelayFile {
     pub precision_ms: Option<u64>,
     pub max_secs: Option<u64>,
+    pub stage_max_bytes: Option<u64>,
 }
 
 /// The `[transaction]` table of a broker's configuration file: checks of

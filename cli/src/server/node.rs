@@ -138,6 +138,12 @@ pub struct NodeArgs {
     #[arg(long, value_name = "SECS", env = "TERN_DELAY_MAX_SECS")]
     pub delay_max_secs: Option<u64>,
 
+    /// Most bytes of delayed messages read into memory ahead of their
+    /// time (those due within 2 s); the rest is read when due
+    /// [default: 536870912]
+    #[arg(long, value_name = "BYTES", env = "TERN_DELAY_STAGE_MAX_BYTES")]
+    pub delay_stage_max_bytes: Option<u64>,
+
     /// Seconds from a half message's store time to its first check (the
     /// broker asks a live producer of its topic to commit or roll it
     /// back) [default: 6]
@@ -272,6 +278,9 @@ impl NodeArgs {
         }
         if let Some(secs) = self.delay_max_secs.or(delay.max_secs) {
             cfg.delay.max_delay = Duration::from_secs(secs);
+        }
+        if let Some(bytes) = self.delay_stage_max_bytes.or(delay.stage_max_bytes) {
+            cfg.delay.stage_max_bytes = bytes;
         }
         cfg.delay.validate()?;
         let txn = &file.transaction;
