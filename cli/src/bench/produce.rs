@@ -214,8 +214,16 @@ fn record(
     match result {
         Ok(resp) => {
             let resp = resp.into_inner();
-            if resp.entries.len() == c.n as usize {
-                for (k, e) in (0u64..).zip(&resp.entries) {
+            // One entry per message (Tern), or one for the whole batch:
+            // Apache RocketMQ's proxy stores a batch as one message batch
+            // and answers it with a single entry (its message id lists
+            // the batch's ids, comma-separated).
+            let per_message = resp.entries.len() == c.n as usize;
+            let whole_batch = resp.entries.len() == 1 && c.n > 1;
+            if per_message || whole_batch {
+                let entries =
+                    (0..c.n as usize).map(|k| &resp.entries[if per_message { k } else { 0 }]);
+                for (k, e) in (0u64..).zip(entries) {
                     match &e.status {
                         Some(s) if s.code != pb::Code::Ok as i32 => {
                             tally.error(c.measured, Op::Send, Failure::Status(s.code), 1);
