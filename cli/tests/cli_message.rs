@@ -3,11 +3,11 @@
 //! messages sent by `tern produce`.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
-use tern_harness::{TernProcess, free_port};
+use tern_harness::{TernProcess, cli_command, free_port};
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
@@ -37,20 +37,9 @@ impl Node {
     /// Runs `tern ARGS --endpoint <this node>` without the test
     /// environment's CLI variables.
     fn run(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(TERN);
-        for var in [
-            "TERN_ENDPOINT",
-            "TERN_OUTPUT",
-            "TERN_TIMEOUT",
-            "RUST_LOG",
-            "RUST_BACKTRACE",
-            "RUST_LIB_BACKTRACE",
-        ] {
-            c.env_remove(var);
-        }
-        c.args(args)
+        cli_command(TERN)
+            .args(args)
             .args(["--endpoint", &self.endpoint])
-            .stdin(Stdio::null())
             .output()
             .unwrap()
     }

@@ -85,28 +85,37 @@ pub(super) struct Layout {
     pub routes: Vec<Route>,
 }
 
+/// The addresses in first-seen order, each once.
+fn distinct<'a>(addresses: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in addresses {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 impl Layout {
     /// Brokers with writable queues of any topic, by address, in route
     /// order.
     pub(super) fn writable_addresses(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for w in self.routes.iter().flat_map(|r| &r.writable) {
-            if !out.contains(&w.address) {
-                out.push(w.address.clone());
-            }
-        }
-        out
+        distinct(
+            self.routes
+                .iter()
+                .flat_map(|r| &r.writable)
+                .map(|w| &w.address),
+        )
     }
 
     /// Brokers with readable queues of any topic, by address.
     pub(super) fn readable_addresses(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for r in self.routes.iter().flat_map(|r| &r.readable) {
-            if !out.contains(&r.address) {
-                out.push(r.address.clone());
-            }
-        }
-        out
+        distinct(
+            self.routes
+                .iter()
+                .flat_map(|r| &r.readable)
+                .map(|r| &r.address),
+        )
     }
 
     /// Readable brokers (name and address) of any topic.
