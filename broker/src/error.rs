@@ -136,6 +136,11 @@ pub enum BrokerError {
         source: io::Error,
     },
 
+    /// The gRPC port's TLS could not be set up (a certificate file that
+    /// cannot be read, a key that does not match).
+    #[error("TLS: {0}")]
+    Tls(#[from] tern_tls::TlsError),
+
     /// An internal failure that leaves a component unusable (a poisoned
     /// lock, a failed journal write).
     #[error("broker failure: {0}")]

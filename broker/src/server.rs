@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tern_protocol::admin::tern_admin_server::TernAdminServer;
 use tern_protocol::v2::messaging_service_server::MessagingServiceServer;
 use tern_store::{Store, StoreConfig};
+use tern_tls::{ServerTls, ServerTlsConfig};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 use crate::closing::Closing;
 use crate::consume::{Consume, DEFAULT_INVISIBLE};
@@ -80,6 +80,11 @@ pub struct BrokerConfig {
     /// Transaction checks: first check 6 s after a half message is
     /// stored, then every 30 s, at most 15, then rollback.
     pub transaction: TransactionConfig,
+    /// TLS of the gRPC port: permissive by default (TLS and plaintext on
+    /// the same port), with a certificate generated at start unless files
+    /// are given; a generated one is signed by a CA kept in `tls/` in the
+    /// data directory unless another directory is set.
+    pub tls: ServerTlsConfig,
 }
 
 impl BrokerConfig {
@@ -99,6 +104,7 @@ impl BrokerConfig {
             dedup: crate::DedupConfig::default(),
             delay: DelayConfig::default(),
             transaction: TransactionConfig::default(),
+            tls: ServerTlsConfig::default(),
         }
     }
 }
@@ -112,12 +118,16 @@ pub struct Broker {
     pop: Arc<Pop>,
     timer: Arc<Timer>,
     txn: Arc<Transactions>,
+    /// The gRPC port's TLS, set up at open so a bad certificate stops the
+    /// broker before it listens.
+    tls: Arc<ServerTls>,
 }
 
 impl Broker {
     /// Opens (creating if needed and recovering) the store, the registry
     /// and the consumption state in `cfg.store.dir`. Blocking.
     pub fn open(cfg: BrokerConfig) -> Result<Self> {
+        let tls = Arc::new(server_tls(&cfg)?);
         let dir = cfg.store.dir.clone();
         // Retention waits for the parks to say what they keep.
         let mut store_cfg = cfg.store.clone();
@@ -149,6 +159,7 @@ impl Broker {
             pop: Arc::new(pop),
             timer,
             txn,
+            tls,
         })
     }
 
@@ -284,10 +295,7 @@ impl Broker {
                     .max_decoding_message_size(max_request_bytes(self.cfg.store.max_body_bytes)),
             )
             .add_service(TernAdminServer::new(admin))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(Arc::clone(&self.tls).incoming(listener), shutdown)
             .await
             .map_err(|e| BrokerError::Failed(format!("gRPC server failed: {e}")));
         health.set_ready(false);
@@ -329,6 +337,28 @@ impl Broker {
         };
         pop_closed.and(store_closed)
     }
+}
+
+/// The gRPC port's TLS: a generated certificate also names the advertised
+/// host, and its CA lives in `tls/` in the data directory unless set
+/// otherwise.
+fn server_tls(cfg: &BrokerConfig) -> Result<ServerTls> {
+    let mut tls = cfg.tls.clone();
+    if tls.generated_ca_dir.is_none() {
+        tls.generated_ca_dir = Some(cfg.store.dir.join("tls"));
+    }
+    if let Some((host, _)) = cfg
+        .advertised_address
+        .as_deref()
+        .and_then(|a| a.rsplit_once(':'))
+    {
+        tls.names.push(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        );
+    }
+    Ok(ServerTls::new(&tls)?)
 }
 
 /// Stops the renewal task and the HTTP server (which hold the core) after

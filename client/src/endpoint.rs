@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use tern_tls::{ClientTls, ClientTlsConfig};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::ClientError;
@@ -18,12 +19,15 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// Written as `host:port`, optionally prefixed with `http://`; several are
 /// separated by `;` (the form the official RocketMQ clients accept). IPv6
-/// hosts go in brackets: `[::1]:8081`. TLS is not supported yet, so
-/// `https://` is refused.
+/// hosts go in brackets: `[::1]:8081`. `https://` (on any address) means
+/// TLS checked against the system's CA bundle; [`Endpoints::with_tls`]
+/// sets how TLS is checked instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     /// `(host, port)` pairs, host without brackets.
     addresses: Vec<(String, u16)>,
+    /// Plaintext when `None`.
+    tls: Option<ClientTls>,
 }
 
 impl Endpoints {
@@ -34,11 +38,15 @@ impl Endpoints {
             reason,
         };
         let mut addresses = Vec::new();
+        let mut https = false;
         for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            if part.starts_with("https://") {
-                return Err(invalid("TLS (https://) is not supported yet".into()));
-            }
-            let bare = part.strip_prefix("http://").unwrap_or(part);
+            let bare = match part.strip_prefix("https://") {
+                Some(rest) => {
+                    https = true;
+                    rest
+                }
+                None => part.strip_prefix("http://").unwrap_or(part),
+            };
             let bare = bare.strip_suffix('/').unwrap_or(bare);
             let (host, port) = bare
                 .rsplit_once(':')
@@ -68,7 +76,25 @@ impl Endpoints {
         if addresses.is_empty() {
             return Err(invalid("no address given".into()));
         }
-        Ok(Self { addresses })
+        let tls = if https {
+            Some(ClientTls::new(ClientTlsConfig::default()).map_err(|e| invalid(e.to_string()))?)
+        } else {
+            None
+        };
+        Ok(Self { addresses, tls })
+    }
+
+    /// The same addresses, dialled with TLS checked as `tls` says (or in
+    /// plaintext with `None`).
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<ClientTls>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// How these addresses are dialled: TLS, or plaintext when `None`.
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref()
     }
 
     /// Each address as `(host, port)`, the host without brackets.
@@ -104,7 +130,25 @@ impl Endpoints {
                 })?
                 .connect_timeout(connect_timeout)
                 .tcp_nodelay(true);
-            match tokio::time::timeout(connect_timeout, endpoint.connect()).await {
+            let connecting = async {
+                let Some(tls) = &self.tls else {
+                    return endpoint.connect().await;
+                };
+                let tls = tls.clone();
+                // The URI stays `http://`: TLS is done here, not by tonic.
+                let connector = tower::service_fn(move |uri: tonic::transport::Uri| {
+                    let tls = tls.clone();
+                    async move {
+                        let host = uri.host().unwrap_or_default();
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        let port = uri.port_u16().unwrap_or(443);
+                        let stream = tls.connect(host, port).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                });
+                endpoint.connect_with_connector(connector).await
+            };
+            match tokio::time::timeout(connect_timeout, connecting).await {
                 Ok(Ok(channel)) => {
                     tracing::debug!(%uri, "connected");
                     return Ok((channel, address));
@@ -192,7 +236,6 @@ mod tests {
             ":8081",
             "::1:8081",
             "[::1:8081",
-            "https://host:8081",
             "http://user@host:8081",
         ] {
             let err = Endpoints::parse(bad).unwrap_err();

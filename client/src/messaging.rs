@@ -59,6 +59,8 @@ pub struct MessagingClient {
     ids: MessageIdGenerator,
     connect_timeout: Duration,
     call_timeout: Duration,
+    /// How brokers named by routes are dialled: as the access point was.
+    tls: Option<tern_tls::ClientTls>,
     /// One client per broker address (the access point's included).
     brokers: Mutex<HashMap<String, MessagingServiceClient<Channel>>>,
     /// Each topic's route, asked once.
@@ -91,6 +93,7 @@ impl MessagingClient {
         call_timeout: Duration,
     ) -> Result<Self, ClientError> {
         let (channel, access_point) = endpoints.connect(connect_timeout).await?;
+        let tls = endpoints.tls().cloned();
         let brokers = HashMap::from([(access_point.clone(), service(channel))]);
         Ok(Self {
             access_point,
@@ -98,6 +101,7 @@ impl MessagingClient {
             ids: MessageIdGenerator::new(),
             connect_timeout,
             call_timeout,
+            tls,
             brokers: Mutex::new(brokers),
             routes: Mutex::new(HashMap::new()),
             next_queue: AtomicUsize::new(0),
@@ -129,6 +133,7 @@ impl MessagingClient {
             return Ok(c.clone());
         }
         let (channel, _) = Endpoints::parse(address)?
+            .with_tls(self.tls.clone())
             .connect(self.connect_timeout)
             .await?;
         let client = service(channel);

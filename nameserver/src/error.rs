@@ -10,6 +10,9 @@ pub enum NameserverError {
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Serve(#[source] tonic::transport::Error),
+    /// The gRPC port's TLS could not be set up.
+    #[error("TLS: {0}")]
+    Tls(#[from] tern_tls::TlsError),
     /// The listener has no local address.
     #[error("listener has no address: {0}")]
     Listener(#[source] std::io::Error),

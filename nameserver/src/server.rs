@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use tern_protocol::nameserver::tern_nameserver_server::TernNameserverServer;
 use tern_protocol::v2::messaging_service_server::MessagingServiceServer;
+use tern_tls::{ServerTls, ServerTlsConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 
 use crate::error::{NameserverError, Result};
 use crate::messaging::Messaging;
@@ -22,6 +22,10 @@ pub struct NameserverConfig {
     /// A broker not heard from (registration or heartbeat) for this long
     /// is dropped with its routes. Default [`NameserverConfig::DEFAULT_BROKER_EXPIRY`].
     pub broker_expiry: Duration,
+    /// TLS of the gRPC port: permissive by default, with a generated
+    /// certificate unless files are given (its CA made for the process
+    /// unless `generated_ca_dir` is set).
+    pub tls: ServerTlsConfig,
 }
 
 impl NameserverConfig {
@@ -34,6 +38,7 @@ impl Default for NameserverConfig {
     fn default() -> Self {
         Self {
             broker_expiry: Self::DEFAULT_BROKER_EXPIRY,
+            tls: ServerTlsConfig::default(),
         }
     }
 }
@@ -43,12 +48,14 @@ impl Default for NameserverConfig {
 #[derive(Debug)]
 pub struct Nameserver {
     registry: Arc<Registry>,
+    tls: ServerTlsConfig,
 }
 
 impl Nameserver {
     pub fn new(cfg: NameserverConfig) -> Self {
         Self {
             registry: Arc::new(Registry::new(cfg.broker_expiry)),
+            tls: cfg.tls,
         }
     }
 
@@ -78,6 +85,7 @@ impl Nameserver {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<()> {
         listener.local_addr().map_err(NameserverError::Listener)?;
+        let tls = Arc::new(ServerTls::new(&self.tls)?);
         let ready = Arc::new(AtomicBool::new(false));
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http = match http {
@@ -113,10 +121,7 @@ impl Nameserver {
                 Arc::clone(&self.registry),
                 closing_rx,
             )))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
             .await
             .map_err(NameserverError::Serve);
         expiry.abort();

@@ -33,6 +33,7 @@ impl Running {
         let (tx, rx) = oneshot::channel();
         let ns = Nameserver::new(NameserverConfig {
             broker_expiry: expiry,
+            ..NameserverConfig::default()
         });
         let task = tokio::spawn(async move {
             ns.serve(listener, async {

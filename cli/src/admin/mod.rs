@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use tern_client::{AdminClient, Endpoints, MessagingClient};
+use tern_tls::{ClientTls, ClientTlsConfig};
 
 pub use output::Output;
 
@@ -60,8 +61,9 @@ pub enum AdminCommand {
 /// Where to connect and how to print: the options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct Conn {
-    /// Tern access point as HOST:PORT (optionally http://HOST:PORT);
-    /// several separated by `;` are tried in order
+    /// Tern access point as HOST:PORT (optionally http://HOST:PORT, or
+    /// https://HOST:PORT for TLS); several separated by `;` are tried in
+    /// order
     #[arg(
         long,
         short = 'e',
@@ -91,6 +93,23 @@ pub struct Conn {
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub timeout: u64,
+
+    /// Connect with TLS, checking the server's certificate against
+    /// --ca-file or the system's CA bundle (implied by the two options
+    /// below and by https:// endpoints)
+    #[arg(long, env = "TERN_TLS")]
+    pub tls: bool,
+
+    /// PEM CA certificates to check the server's certificate against (a
+    /// broker's generated certificate: its DATA_DIR/tls/ca.crt); implies
+    /// --tls
+    #[arg(long, value_name = "FILE", env = "TERN_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+
+    /// Connect with TLS without checking the server's certificate
+    /// (encrypted, but the server is not authenticated); implies --tls
+    #[arg(long, env = "TERN_INSECURE_SKIP_VERIFY", conflicts_with = "ca_file")]
+    pub insecure_skip_verify: bool,
 }
 
 impl Conn {
@@ -103,16 +122,36 @@ impl Conn {
             .min(tern_client::DEFAULT_CONNECT_TIMEOUT)
     }
 
+    /// Whether the options ask for TLS (an https:// endpoint aside).
+    pub(crate) fn wants_tls(&self) -> bool {
+        self.tls || self.ca_file.is_some() || self.insecure_skip_verify
+    }
+
+    /// The endpoints, dialled with the TLS the options ask for.
+    fn endpoints(&self) -> anyhow::Result<Endpoints> {
+        if !self.wants_tls() {
+            return Ok(self.endpoint.clone());
+        }
+        let tls = ClientTls::new(ClientTlsConfig {
+            ca_file: self.ca_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+            ..ClientTlsConfig::default()
+        })?;
+        Ok(self.endpoint.clone().with_tls(Some(tls)))
+    }
+
     async fn admin(&self) -> anyhow::Result<AdminClient> {
-        Ok(
-            AdminClient::connect_with(&self.endpoint, self.connect_timeout(), self.call_timeout())
-                .await?,
+        Ok(AdminClient::connect_with(
+            &self.endpoints()?,
+            self.connect_timeout(),
+            self.call_timeout(),
         )
+        .await?)
     }
 
     async fn messaging(&self) -> anyhow::Result<MessagingClient> {
         Ok(MessagingClient::connect_with(
-            self.endpoint.clone(),
+            self.endpoints()?,
             self.connect_timeout(),
             self.call_timeout(),
         )

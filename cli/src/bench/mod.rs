@@ -57,6 +57,12 @@ use wire::{Link, Role};
 
 /// Runs `tern bench`.
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+    // The load generator's connections are its own plaintext HTTP/2 ones.
+    if args.conn.wants_tls() || args.conn.endpoint.tls().is_some() {
+        bail!(
+            "tern bench connects in plaintext only; drop --tls, --ca-file, --insecure-skip-verify and https://"
+        );
+    }
     let mut builder = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {

@@ -7,7 +7,8 @@
 //! (`--store-segment-bytes` is `segment_bytes` there), its back-pressure
 //! and lease keys in `[limits]` (`--limits-max-pending-sends`), its
 //! delayed delivery in `[delay]` (`--delay-precision-ms`), its
-//! transaction checks in `[transaction]` (`--transaction-max-checks`). An
+//! transaction checks in `[transaction]` (`--transaction-max-checks`), TLS
+//! in `[tls]` (`--tls-mode` is `mode` there). An
 //! unknown key is an error that names it, so a typo never goes unnoticed.
 //! `tern standalone` reads the broker's file format and refuses its
 //! cluster keys ([`BrokerFile::cluster_keys`]).
@@ -46,6 +47,8 @@ pub(crate) struct BrokerFile {
     pub transaction: TransactionFile,
     #[serde(default)]
     pub delay: DelayFile,
+    #[serde(default)]
+    pub tls: super::tls::TlsFile,
 }
 
 impl BrokerFile {
@@ -115,6 +118,8 @@ pub(crate) struct NameserverFile {
     pub listen: Option<String>,
     pub broker_expiry_secs: Option<u64>,
     pub metrics_listen: Option<String>,
+    #[serde(default)]
+    pub tls: super::tls::TlsFile,
 }
 
 /// Reads the file at `path`, or the empty configuration without one.

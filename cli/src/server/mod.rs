@@ -9,6 +9,7 @@ pub(crate) mod broker;
 mod config;
 pub(crate) mod nameserver;
 pub(crate) mod node;
+pub(crate) mod tls;
 
 use anyhow::Context as _;
 use clap::Subcommand;

@@ -22,7 +22,8 @@ pub const DEFAULT_NAMESERVER_LISTEN: &str = "127.0.0.1:9876";
 #[derive(Debug, Args)]
 pub struct NameserverArgs {
     /// TOML file with any of the settings below, keys named like the flags
-    /// with `_` (`broker_expiry_secs`); unknown keys are refused
+    /// with `_` (`broker_expiry_secs`), the --tls-* ones in a `[tls]` table
+    /// (`mode`); unknown keys are refused
     #[arg(long, value_name = "FILE", env = "TERN_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -39,6 +40,9 @@ pub struct NameserverArgs {
     /// HTTP address serving /metrics, /healthz and /readyz [default: off]
     #[arg(long, value_name = "HOST:PORT", env = "TERN_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<String>,
+
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
 }
 
 /// Long help of `tern nameserver`.
@@ -76,6 +80,7 @@ impl NameserverArgs {
             anyhow::ensure!(secs > 0, "broker_expiry_secs must be at least 1");
             cfg.broker_expiry = Duration::from_secs(secs);
         }
+        cfg.tls = self.tls.resolve(&file.tls)?;
         let metrics_listen = self.metrics_listen.or(file.metrics_listen);
         if let Some(m) = &metrics_listen {
             check_address("metrics_listen", m)?;

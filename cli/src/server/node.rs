@@ -45,8 +45,8 @@ pub struct NodeArgs {
     /// TOML file with any of the settings below, keys named like the flags
     /// with `_` (`data_dir`), the --store-* ones in a `[store]` table
     /// (`segment_bytes`), the --limits-* ones in `[limits]`, the --delay-*
-    /// ones in `[delay]`, the --transaction-* ones in `[transaction]`;
-    /// unknown keys are refused
+    /// ones in `[delay]`, the --transaction-* ones in `[transaction]`, the
+    /// --tls-* ones in `[tls]`; unknown keys are refused
     #[arg(long, value_name = "FILE", env = "TERN_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -171,6 +171,9 @@ pub struct NodeArgs {
         env = "TERN_TRANSACTION_DEFAULT_RESOLUTION"
     )]
     pub transaction_default_resolution: Option<tern_broker::txn::Resolution>,
+
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
 }
 
 impl NodeArgs {
@@ -303,6 +306,7 @@ impl NodeArgs {
         {
             cfg.transaction.default_resolution = r;
         }
+        cfg.tls = self.tls.resolve(&file.tls)?;
         Ok((cfg, listen))
     }
 }
