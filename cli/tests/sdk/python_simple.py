@@ -1,7 +1,10 @@
 """Send N messages with the official Python producer, then receive and ack
 them with the official SimpleConsumer; exit 0 only if every message arrived
-exactly once. Arguments: ENDPOINT TOPIC GROUP N."""
+exactly once. Arguments: ENDPOINT TOPIC GROUP N. With TERN_SDK_TLS=1 the
+clients connect with TLS (the CA to trust in GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
+which gRPC reads)."""
 
+import os
 import sys
 import time
 
@@ -12,8 +15,9 @@ from rocketmq import (ClientConfiguration, Credentials, FilterExpression,
 def main():
     endpoint, topic, group, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     config = ClientConfiguration(endpoint, Credentials())
+    tls = os.environ.get("TERN_SDK_TLS") == "1"
 
-    producer = Producer(config, (topic,))
+    producer = Producer(config, (topic,), tls_enable=tls)
     producer.startup()
     sent = set()
     for i in range(n):
@@ -29,7 +33,8 @@ def main():
     producer.shutdown()
     print(f"sent {len(sent)}", flush=True)
 
-    consumer = SimpleConsumer(config, group, {topic: FilterExpression("TagA")}, await_duration=5)
+    consumer = SimpleConsumer(config, group, {topic: FilterExpression("TagA")}, await_duration=5,
+                              tls_enable=tls)
     consumer.startup()
     got = {}
     deadline = time.time() + 90

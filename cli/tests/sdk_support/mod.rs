@@ -142,6 +142,13 @@ impl Standalone {
         rt.block_on(create_typed_topic(self.port, name, queues, kind));
     }
 
+    /// The CA that signed the broker's generated TLS certificate (written
+    /// before it listens).
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
+    pub fn generated_ca(&self) -> std::path::PathBuf {
+        self._tmp.path().join("data/tls/ca.crt")
+    }
+
     /// Kills the broker with SIGKILL and starts it again on the same data
     /// directory, port and settings.
     #[allow(dead_code, reason = "each test crate uses part of this module")]

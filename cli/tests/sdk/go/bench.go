@@ -96,6 +96,8 @@ func procCPU(pid int) time.Duration {
 
 func runBench(endpoint, topic string, warmup, duration time.Duration, inflight, size, brokerPid int) {
 	setUpSDK()
+	// Plaintext, as tern bench speaks, so the two cost the same transport.
+	rmq.EnableSsl = false
 	producer := startProducer(endpoint, topic, rmq.WithMaxAttempts(1))
 	body := make([]byte, size)
 	for i := range body {

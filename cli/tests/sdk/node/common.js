@@ -13,9 +13,12 @@ const logger = {
   error(...args) { console.error('[sdk error]', ...args); },
 };
 
-// Options every client of ENDPOINT takes.
+// Options every client of ENDPOINT takes. With TERN_SDK_TLS=1 the
+// clients connect with TLS (the CA to trust in
+// GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, which grpc-js reads).
 function clientOptions(endpoint) {
-  return { endpoints: endpoint, namespace: '', logger };
+  const sslEnabled = process.env.TERN_SDK_TLS === '1';
+  return { endpoints: endpoint, namespace: '', logger, sslEnabled };
 }
 
 // A started producer of TOPIC; `extra` adds options (e.g. a checker).

@@ -27,13 +27,12 @@ final class Sdk {
     }
 
     /**
-     * Settings for every client of {@code endpoint}: Tern speaks plain-text gRPC (the client's
-     * default is TLS).
+     * Settings for every client of {@code endpoint}: the client's default transport, TLS (without
+     * checking the certificate), which Tern serves next to plaintext on the same port.
      */
     static ClientConfiguration config(String endpoint) {
         return ClientConfiguration.newBuilder()
                 .setEndpoints(endpoint)
-                .enableSsl(false)
                 .setRequestTimeout(Duration.ofSeconds(10))
                 .build();
     }
