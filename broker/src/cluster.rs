@@ -31,6 +31,7 @@ use tern_protocol::nameserver::{
     UnregisterBrokerRequest,
 };
 use tern_protocol::{admin, convert};
+use tern_tls::ClientTls;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
@@ -69,6 +70,8 @@ pub struct ClusterConfig {
     /// `host:port` of every name server.
     pub nameservers: Vec<String>,
     pub heartbeat_interval: Duration,
+    /// How the name servers are dialled: plaintext when `None`.
+    pub tls: Option<ClientTls>,
 }
 
 /// The registration tasks of a broker that has name servers.
@@ -103,6 +106,7 @@ impl Membership {
             endpoints: vec![advertised.to_owned()],
             nameservers: cfg.nameservers.clone(),
             heartbeat_interval: cfg.heartbeat_interval,
+            tls: nameserver_tls(cfg)?,
         };
         let tasks = spawn_registration(cluster, registry, stopped)?;
         Ok(Some(Self { stop, tasks }))
@@ -124,21 +128,36 @@ impl Membership {
     }
 }
 
-/// Cluster-wide routes for a broker with these name servers; `None`
-/// without any.
-pub fn routes(nameservers: &[String]) -> Result<Option<Arc<ClusterRoutes>>> {
-    if nameservers.is_empty() {
+/// Cluster-wide routes for the broker of `cfg` (its name servers, dialled
+/// as it says); `None` without any name server.
+pub fn routes(cfg: &crate::BrokerConfig) -> Result<Option<Arc<ClusterRoutes>>> {
+    if cfg.nameservers.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Arc::new(ClusterRoutes::new(nameservers)?)))
+    Ok(Some(Arc::new(ClusterRoutes::new(
+        &cfg.nameservers,
+        nameserver_tls(cfg)?,
+    )?)))
 }
 
-/// A lazily connected client of the name server at `address`.
-fn client(address: &str) -> Result<TernNameserverClient<Channel>> {
+/// The TLS the name servers are dialled with, from the broker's settings.
+fn nameserver_tls(cfg: &crate::BrokerConfig) -> Result<Option<ClientTls>> {
+    Ok(match &cfg.nameserver_tls {
+        Some(tls) => Some(ClientTls::new(tls.clone())?),
+        None => None,
+    })
+}
+
+/// A lazily connected client of the name server at `address`, over TLS
+/// when `tls` is given.
+fn client(address: &str, tls: Option<&ClientTls>) -> Result<TernNameserverClient<Channel>> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| BrokerError::Invalid(format!("name server address {address}: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT);
-    Ok(TernNameserverClient::new(endpoint.connect_lazy()))
+    Ok(TernNameserverClient::new(match tls {
+        Some(tls) => endpoint.connect_with_connector_lazy(tls.connector()),
+        None => endpoint.connect_lazy(),
+    }))
 }
 
 /// Starts one registration task per name server; they run until
@@ -153,7 +172,7 @@ pub fn spawn_registration(
     for address in &cfg.nameservers {
         let task = Member {
             address: address.clone(),
-            client: client(address)?,
+            client: client(address, cfg.tls.as_ref())?,
             cfg: Arc::clone(&cfg),
             registry: Arc::clone(&registry),
         };
@@ -383,12 +402,13 @@ pub struct ClusterRoutes {
 }
 
 impl ClusterRoutes {
-    /// Routes from the name servers at `nameservers` (`host:port`).
-    pub fn new(nameservers: &[String]) -> Result<Self> {
+    /// Routes from the name servers at `nameservers` (`host:port`),
+    /// dialled over TLS when `tls` is given.
+    pub fn new(nameservers: &[String], tls: Option<ClientTls>) -> Result<Self> {
         Ok(Self {
             nameservers: nameservers
                 .iter()
-                .map(|a| Ok((a.clone(), client(a)?)))
+                .map(|a| Ok((a.clone(), client(a, tls.as_ref())?)))
                 .collect::<Result<_>>()?,
             cache: Mutex::new(HashMap::new()),
         })

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tern_protocol::admin::tern_admin_server::TernAdminServer;
 use tern_protocol::v2::messaging_service_server::MessagingServiceServer;
 use tern_store::{Store, StoreConfig};
-use tern_tls::{ServerTls, ServerTlsConfig};
+use tern_tls::{ClientTlsConfig, ServerTls, ServerTlsConfig};
 use tokio::net::TcpListener;
 
 use crate::closing::Closing;
@@ -85,6 +85,9 @@ pub struct BrokerConfig {
     /// are given; a generated one is signed by a CA kept in `tls/` in the
     /// data directory unless another directory is set.
     pub tls: ServerTlsConfig,
+    /// How the name servers are dialled: TLS checked as this says, or
+    /// plaintext when `None` (the default).
+    pub nameserver_tls: Option<ClientTlsConfig>,
 }
 
 impl BrokerConfig {
@@ -105,6 +108,7 @@ impl BrokerConfig {
             delay: DelayConfig::default(),
             transaction: TransactionConfig::default(),
             tls: ServerTlsConfig::default(),
+            nameserver_tls: None,
         }
     }
 }
@@ -226,7 +230,7 @@ impl Broker {
         let routes = Routes::new(
             Arc::clone(&self.registry),
             self.cfg.name.clone(),
-            crate::cluster::routes(&self.cfg.nameservers)?,
+            crate::cluster::routes(&self.cfg)?,
         );
         let service_cfg = ServiceConfig::new(
             self.cfg.name.clone(),

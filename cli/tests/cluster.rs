@@ -607,3 +607,140 @@ fn settings_flag_over_environment_over_file() {
         "{stderr}"
     );
 }
+
+/// Name servers and brokers that serve TLS only: the broker registers over
+/// TLS (--nameservers-insecure-skip-verify: the name server's certificate
+/// is generated), and a client that reaches the cluster through the name
+/// server over TLS sends to and receives from the broker it is routed to,
+/// over TLS too. A broker dialling the name server in plaintext is refused
+/// and says so in its log.
+#[test]
+fn registration_and_routing_over_tls_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ns_address = format!("127.0.0.1:{}", free_port());
+    let mut cmd = tern(&[
+        "nameserver",
+        "--listen",
+        &ns_address,
+        "--tls-mode",
+        "enforcing",
+    ]);
+    let mut ns = TernProcess::spawn(
+        {
+            cmd.args(["--broker-expiry-secs", &EXPIRY_SECS.to_string()]);
+            cmd
+        },
+        tmp.path().join("ns"),
+    )
+    .unwrap();
+    ns.wait_for_log("listening", START_TIMEOUT).unwrap();
+    let broker_address = format!("127.0.0.1:{}", free_port());
+    let data = tmp.path().join("broker");
+    let mut broker = TernProcess::spawn(
+        tern(&[
+            "broker",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &broker_address,
+            "--name",
+            "tls-broker",
+            "--nameservers",
+            &ns_address,
+            "--heartbeat-interval-secs",
+            HEARTBEAT_SECS,
+            "--tls-mode",
+            "enforcing",
+            "--nameservers-insecure-skip-verify",
+        ]),
+        &data,
+    )
+    .unwrap();
+    broker.wait_for_log("listening", START_TIMEOUT).unwrap();
+    let run = |args: &[&str]| {
+        let out = tern(args).output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = run(&[
+        "topic",
+        "create",
+        "tls-topic",
+        "--queues",
+        "2",
+        "-e",
+        &broker_address,
+        "--insecure-skip-verify",
+    ]);
+    assert!(ok, "{out}");
+    // Through the name server: the route must have been registered over TLS.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, out) = run(&[
+            "produce",
+            "tls-topic",
+            "--body",
+            "over tls",
+            "-e",
+            &ns_address,
+            "--insecure-skip-verify",
+        ]);
+        if ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no send through the name server: {out}\nname server log:\n{}\nbroker log:\n{}",
+            ns.log().unwrap_or_default(),
+            broker.log().unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (ok, out) = run(&[
+        "consume",
+        "tls-topic",
+        "--group",
+        "g",
+        "--max",
+        "1",
+        "--wait",
+        "10",
+        "-e",
+        &ns_address,
+        "--insecure-skip-verify",
+    ]);
+    assert!(ok && out.contains("over tls"), "{out}");
+
+    // A broker that dials the name server in plaintext is refused.
+    let plain_address = format!("127.0.0.1:{}", free_port());
+    let plain_data = tmp.path().join("plain");
+    let mut plain = TernProcess::spawn(
+        tern(&[
+            "broker",
+            "--data-dir",
+            plain_data.to_str().unwrap(),
+            "--listen",
+            &plain_address,
+            "--name",
+            "plain-broker",
+            "--nameservers",
+            &ns_address,
+            "--heartbeat-interval-secs",
+            HEARTBEAT_SECS,
+        ]),
+        &plain_data,
+    )
+    .unwrap();
+    plain
+        .wait_for_log("requires TLS", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}: {}", plain.log().unwrap_or_default()));
+    plain.terminate().unwrap();
+    broker.terminate().unwrap();
+    ns.terminate().unwrap();
+}

@@ -131,22 +131,10 @@ impl Endpoints {
                 .connect_timeout(connect_timeout)
                 .tcp_nodelay(true);
             let connecting = async {
-                let Some(tls) = &self.tls else {
-                    return endpoint.connect().await;
-                };
-                let tls = tls.clone();
-                // The URI stays `http://`: TLS is done here, not by tonic.
-                let connector = tower::service_fn(move |uri: tonic::transport::Uri| {
-                    let tls = tls.clone();
-                    async move {
-                        let host = uri.host().unwrap_or_default();
-                        let host = host.trim_start_matches('[').trim_end_matches(']');
-                        let port = uri.port_u16().unwrap_or(443);
-                        let stream = tls.connect(host, port).await?;
-                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                    }
-                });
-                endpoint.connect_with_connector(connector).await
+                match &self.tls {
+                    Some(tls) => endpoint.connect_with_connector(tls.connector()).await,
+                    None => endpoint.connect().await,
+                }
             };
             match tokio::time::timeout(connect_timeout, connecting).await {
                 Ok(Ok(channel)) => {

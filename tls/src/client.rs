@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -122,6 +123,46 @@ impl ClientTls {
         let tcp = TcpStream::connect((host, port)).await?;
         tcp.set_nodelay(true)?;
         self.connector.connect(name, tcp).await
+    }
+}
+
+/// Dials TLS for tonic (`Endpoint::connect_with_connector`): the
+/// endpoint's URI stays `http://HOST:PORT` and the connection under
+/// HTTP/2 is TLS, checked as the [`ClientTls`] says.
+#[derive(Debug, Clone)]
+pub struct Connector(ClientTls);
+
+impl ClientTls {
+    /// This configuration as a connector for tonic.
+    pub fn connector(&self) -> Connector {
+        Connector(self.clone())
+    }
+}
+
+type Connecting = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::io::Result<TokioIo<TlsStream<TcpStream>>>> + Send>,
+>;
+
+impl tower_service::Service<tonic::transport::Uri> for Connector {
+    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Error = std::io::Error;
+    type Future = Connecting;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: tonic::transport::Uri) -> Connecting {
+        let tls = self.0.clone();
+        Box::pin(async move {
+            let host = uri.host().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let stream = tls.connect(host, uri.port_u16().unwrap_or(443)).await?;
+            Ok(TokioIo::new(stream))
+        })
     }
 }
 

@@ -25,7 +25,7 @@ mod conn;
 mod error;
 mod server;
 
-pub use client::{ClientTls, ClientTlsConfig};
+pub use client::{ClientTls, ClientTlsConfig, Connector};
 pub use conn::Conn;
 pub use error::TlsError;
 pub use server::{Incoming, ServerTls, ServerTlsConfig, TlsMode};

@@ -46,6 +46,32 @@ pub struct BrokerArgs {
         help_heading = CLUSTER
     )]
     pub heartbeat_interval_secs: Option<u64>,
+
+    /// Dial the name servers with TLS, checking their certificate against
+    /// --nameservers-ca-file or the system's CA bundle (implied by the two
+    /// options below) [default: plaintext]
+    #[arg(long, env = "TERN_NAMESERVERS_TLS", help_heading = CLUSTER)]
+    pub nameservers_tls: bool,
+
+    /// PEM CA certificates the name servers' certificates are checked
+    /// against; implies --nameservers-tls
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "TERN_NAMESERVERS_CA_FILE",
+        help_heading = CLUSTER
+    )]
+    pub nameservers_ca_file: Option<std::path::PathBuf>,
+
+    /// Dial the name servers with TLS without checking their certificate
+    /// (for generated ones); implies --nameservers-tls
+    #[arg(
+        long,
+        env = "TERN_NAMESERVERS_INSECURE_SKIP_VERIFY",
+        help_heading = CLUSTER,
+        conflicts_with = "nameservers_ca_file"
+    )]
+    pub nameservers_insecure_skip_verify: bool,
 }
 
 /// The `--help` heading of the settings `tern standalone` does not take.
@@ -54,7 +80,8 @@ const CLUSTER: &str = "Cluster options (not taken by `tern standalone`)";
 /// Long help of `tern broker`.
 pub(crate) const LONG_ABOUT: &str = "Run one Tern broker of a cluster in the foreground.\n\n\
     Opens (and recovers) the data directory, binds --listen and serves the RocketMQ 5 gRPC \
-    messaging service and Tern's admin service there, in plaintext HTTP/2. With --nameservers \
+    messaging service and Tern's admin service there (TLS and plaintext on the same port by \
+    default: see the TLS options). With --nameservers \
     it registers its topics and groups with every name server, heartbeats, registers again when \
     they change, and answers routes across all brokers. Logs `store open`, then `listening` \
     with the address; on SIGTERM or Ctrl-C it stops accepting, lets calls finish, flushes and \
@@ -83,6 +110,26 @@ impl BrokerArgs {
         {
             anyhow::ensure!(secs > 0, "heartbeat_interval_secs must be at least 1");
             cfg.heartbeat_interval = Duration::from_secs(secs);
+        }
+        let ca_file = self
+            .nameservers_ca_file
+            .or_else(|| file.nameservers_ca_file.clone());
+        let insecure = self.nameservers_insecure_skip_verify
+            || file.nameservers_insecure_skip_verify.unwrap_or(false);
+        anyhow::ensure!(
+            !(insecure && ca_file.is_some()),
+            "nameservers_ca_file and nameservers_insecure_skip_verify exclude each other"
+        );
+        if self.nameservers_tls
+            || file.nameservers_tls.unwrap_or(false)
+            || insecure
+            || ca_file.is_some()
+        {
+            cfg.nameserver_tls = Some(tern_tls::ClientTlsConfig {
+                ca_file,
+                insecure_skip_verify: insecure,
+                ..tern_tls::ClientTlsConfig::default()
+            });
         }
         Ok((cfg, listen))
     }

@@ -39,6 +39,9 @@ pub(crate) struct BrokerFile {
     pub flush: Option<tern_store::FlushPolicy>,
     pub metrics_listen: Option<String>,
     pub heartbeat_interval_secs: Option<u64>,
+    pub nameservers_tls: Option<bool>,
+    pub nameservers_ca_file: Option<PathBuf>,
+    pub nameservers_insecure_skip_verify: Option<bool>,
     #[serde(default)]
     pub store: StoreFile,
     #[serde(default)]
@@ -60,6 +63,12 @@ impl BrokerFile {
             (
                 "heartbeat_interval_secs",
                 self.heartbeat_interval_secs.is_some(),
+            ),
+            ("nameservers_tls", self.nameservers_tls.is_some()),
+            ("nameservers_ca_file", self.nameservers_ca_file.is_some()),
+            (
+                "nameservers_insecure_skip_verify",
+                self.nameservers_insecure_skip_verify.is_some(),
             ),
         ]
         .into_iter()
