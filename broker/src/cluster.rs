@@ -502,6 +502,7 @@ mod tests {
             endpoints: vec!["127.0.0.1:1".to_owned()],
             nameservers: Vec::new(),
             heartbeat_interval: Duration::from_secs(30),
+            tls: None,
         };
         let parts = registration(
             &cfg,
