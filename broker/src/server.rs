@@ -193,6 +193,7 @@ impl Broker {
             .clone()
             .unwrap_or_else(|| local.to_string());
         let metrics = Arc::new(Metrics::new());
+        let observer: Arc<dyn tern_tls::ConnectionObserver> = metrics.clone();
         let health = Arc::new(Health::default());
         // The store's listener wakes long polls and times flushes.
         let wakers = Arc::new(Wakers::default());
@@ -299,7 +300,10 @@ impl Broker {
                     .max_decoding_message_size(max_request_bytes(self.cfg.store.max_body_bytes)),
             )
             .add_service(TernAdminServer::new(admin))
-            .serve_with_incoming_shutdown(Arc::clone(&self.tls).incoming(listener), shutdown)
+            .serve_with_incoming_shutdown(
+                Arc::clone(&self.tls).incoming_observed(listener, Some(observer)),
+                shutdown,
+            )
             .await
             .map_err(|e| BrokerError::Failed(format!("gRPC server failed: {e}")));
         health.set_ready(false);

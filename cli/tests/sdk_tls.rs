@@ -24,7 +24,13 @@ const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
 /// A standalone broker that serves TLS only, with a topic of 4 queues.
 fn enforcing_broker(topic: &str) -> (Standalone, String) {
-    let tern = Standalone::start_with(&["--tls-mode", "enforcing"]);
+    enforcing_broker_with(topic, &[])
+}
+
+fn enforcing_broker_with(topic: &str, args: &[&str]) -> (Standalone, String) {
+    let mut all = vec!["--tls-mode", "enforcing"];
+    all.extend_from_slice(args);
+    let tern = Standalone::start_with(&all);
     let ca = tern.generated_ca().to_str().unwrap().to_owned();
     tern.cli(&["topic", "create", topic, "--queues", "4", "--ca-file", &ca]);
     (tern, ca)
@@ -32,7 +38,8 @@ fn enforcing_broker(topic: &str) -> (Standalone, String) {
 
 #[test]
 fn plaintext_is_refused_with_a_clear_error_when_tls_is_enforced() {
-    let (tern, ca) = enforcing_broker("tls-cli");
+    let metrics = format!("127.0.0.1:{}", sdk_support::free_port());
+    let (tern, ca) = enforcing_broker_with("tls-cli", &["--metrics-listen", &metrics]);
     let out = Command::new(TERN)
         .args(["topic", "list", "--endpoint", &tern.listen])
         .env_remove("TERN_TLS")

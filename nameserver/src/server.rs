@@ -48,15 +48,18 @@ impl Default for NameserverConfig {
 #[derive(Debug)]
 pub struct Nameserver {
     registry: Arc<Registry>,
-    tls: ServerTlsConfig,
+    /// Set up when made, so a bad certificate stops the start early.
+    tls: Arc<ServerTls>,
 }
 
 impl Nameserver {
-    pub fn new(cfg: NameserverConfig) -> Self {
-        Self {
+    /// A name server with the settings of `cfg`; fails if its TLS
+    /// certificate cannot be loaded.
+    pub fn new(cfg: NameserverConfig) -> Result<Self> {
+        Ok(Self {
             registry: Arc::new(Registry::new(cfg.broker_expiry)),
-            tls: cfg.tls,
-        }
+            tls: Arc::new(ServerTls::new(&cfg.tls)?),
+        })
     }
 
     /// The registry, for in-process use and tests.
@@ -85,7 +88,6 @@ impl Nameserver {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<()> {
         listener.local_addr().map_err(NameserverError::Listener)?;
-        let tls = Arc::new(ServerTls::new(&self.tls)?);
         let ready = Arc::new(AtomicBool::new(false));
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http = match http {
@@ -121,7 +123,7 @@ impl Nameserver {
                 Arc::clone(&self.registry),
                 closing_rx,
             )))
-            .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+            .serve_with_incoming_shutdown(Arc::clone(&self.tls).incoming(listener), shutdown)
             .await
             .map_err(NameserverError::Serve);
         expiry.abort();

@@ -34,7 +34,8 @@ impl Running {
         let ns = Nameserver::new(NameserverConfig {
             broker_expiry: expiry,
             ..NameserverConfig::default()
-        });
+        })
+        .unwrap();
         let task = tokio::spawn(async move {
             ns.serve(listener, async {
                 let _ = rx.await;
@@ -429,6 +430,7 @@ async fn http_port_reports_health_and_brokers() {
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         Nameserver::new(NameserverConfig::default())
+            .unwrap()
             .serve_with_http(grpc, Some(http), async {
                 let _ = rx.await;
             })

@@ -28,7 +28,7 @@ mod server;
 pub use client::{ClientTls, ClientTlsConfig, Connector};
 pub use conn::Conn;
 pub use error::TlsError;
-pub use server::{Incoming, ServerTls, ServerTlsConfig, TlsMode};
+pub use server::{Accepted, ConnectionObserver, Incoming, ServerTls, ServerTlsConfig, TlsMode};
 
 /// The crypto provider every configuration here is built with.
 fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {

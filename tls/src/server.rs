@@ -114,6 +114,41 @@ impl Default for ServerTlsConfig {
     }
 }
 
+/// What became of one accepted connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Served in plaintext.
+    Plaintext,
+    /// Served after a TLS handshake.
+    Tls,
+    /// Plaintext under `enforcing`: answered UNAUTHENTICATED, closed.
+    RefusedPlaintext,
+    /// The TLS handshake failed (an untrusted or missing client
+    /// certificate, a client that does not trust the server, no common
+    /// protocol).
+    HandshakeFailed,
+    /// Closed before sending anything, or without finishing its
+    /// handshake within 10 s.
+    Silent,
+}
+
+impl Accepted {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Tls => "tls",
+            Self::RefusedPlaintext => "refused_plaintext",
+            Self::HandshakeFailed => "handshake_failed",
+            Self::Silent => "silent",
+        }
+    }
+}
+
+/// Told of every accepted connection's outcome (for metrics).
+pub trait ConnectionObserver: Send + Sync + 'static {
+    fn accepted(&self, outcome: Accepted);
+}
+
 /// A port's TLS, ready to accept connections with.
 pub struct ServerTls {
     mode: TlsMode,
@@ -239,35 +274,45 @@ impl ServerTls {
     /// dropped, each classified (and, for TLS, its handshake done) on its
     /// own task so a slow client holds up no other. Needs a Tokio runtime.
     pub fn incoming(self: Arc<Self>, listener: TcpListener) -> Incoming {
+        self.incoming_observed(listener, None)
+    }
+
+    /// [`ServerTls::incoming`], telling `observer` what became of each
+    /// connection.
+    pub fn incoming_observed(
+        self: Arc<Self>,
+        listener: TcpListener,
+        observer: Option<Arc<dyn ConnectionObserver>>,
+    ) -> Incoming {
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
         if let Some((_, current)) = &self.acceptor
             && current.reloads()
         {
             tokio::spawn(cert::watch(Arc::downgrade(current), self.reload_interval));
         }
-        tokio::spawn(accept_loop(listener, self, tx));
+        tokio::spawn(accept_loop(listener, self, tx, observer));
         ReceiverStream::new(rx)
     }
 
     /// What `stream` turns out to be: a plaintext connection to serve, a
     /// TLS one after its handshake, or nothing (closed, refused, too
     /// slow).
-    async fn classify(&self, stream: TcpStream, peer: SocketAddr) -> Option<Conn> {
+    async fn classify(&self, stream: TcpStream, peer: SocketAddr) -> (Option<Conn>, Accepted) {
         let Some((acceptor, _)) = &self.acceptor else {
-            return Some(Conn::plain(stream));
+            return (Some(Conn::plain(stream)), Accepted::Plaintext);
         };
         let work = async {
             let mut first = [0u8; 1];
             match stream.peek(&mut first).await {
                 Ok(1) => {}
-                _ => return None,
+                _ => return (None, Accepted::Silent),
             }
             if first[0] == TLS_HANDSHAKE_RECORD {
                 return match acceptor.accept(stream).await {
-                    Ok(tls) => Some(Conn::tls(tls)),
+                    Ok(tls) => (Some(Conn::tls(tls)), Accepted::Tls),
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        None
+                        (None, Accepted::HandshakeFailed)
                     }
                 };
             }
@@ -275,16 +320,16 @@ impl ServerTls {
                 TlsMode::Enforcing => {
                     tracing::debug!(%peer, "plaintext connection refused: TLS is enforced");
                     tokio::spawn(refuse_plaintext(stream));
-                    None
+                    (None, Accepted::RefusedPlaintext)
                 }
-                _ => Some(Conn::plain(stream)),
+                _ => (Some(Conn::plain(stream)), Accepted::Plaintext),
             }
         };
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, work).await {
-            Ok(conn) => conn,
+            Ok(outcome) => outcome,
             Err(_) => {
                 tracing::debug!(%peer, "connection closed: no TLS handshake or request in time");
-                None
+                (None, Accepted::Silent)
             }
         }
     }
@@ -298,6 +343,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Arc<ServerTls>,
     tx: mpsc::Sender<io::Result<Conn>>,
+    observer: Option<Arc<dyn ConnectionObserver>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -319,6 +365,9 @@ async fn accept_loop(
             tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
         }
         if tls.acceptor.is_none() {
+            if let Some(o) = &observer {
+                o.accepted(Accepted::Plaintext);
+            }
             if tx.send(Ok(Conn::plain(stream))).await.is_err() {
                 return;
             }
@@ -326,8 +375,13 @@ async fn accept_loop(
         }
         let tls = Arc::clone(&tls);
         let tx = tx.clone();
+        let observer = observer.clone();
         tokio::spawn(async move {
-            if let Some(conn) = tls.classify(stream, peer).await {
+            let (conn, outcome) = tls.classify(stream, peer).await;
+            if let Some(o) = &observer {
+                o.accepted(outcome);
+            }
+            if let Some(conn) = conn {
                 let _ = tx.send(Ok(conn)).await;
             }
         });

@@ -44,6 +44,11 @@ struct GroupTopicLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
 }
@@ -59,6 +64,7 @@ pub struct Metrics {
     messages_out: Family<GroupTopicLabel, Counter>,
     bytes_out: Family<GroupTopicLabel, Counter>,
     sends_refused: Family<ReasonLabel, Counter>,
+    connections: Family<OutcomeLabel, Counter>,
     append_latency: Histogram,
     flush_latency: Histogram,
     flushed_bytes: Counter,
@@ -88,6 +94,7 @@ impl Metrics {
             messages_out: Family::default(),
             bytes_out: Family::default(),
             sends_refused: Family::default(),
+            connections: Family::default(),
             // 50 us to about 13 s.
             append_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 19)),
             flush_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 19)),
@@ -102,6 +109,11 @@ impl Metrics {
             defaulted: Gauge::default(),
         };
         let r = m.registry.get_mut();
+        r.register(
+            "connections",
+            "Connections accepted on the gRPC port, by outcome: plaintext, tls, refused_plaintext (TLS enforced), handshake_failed, silent (nothing sent in 10 s)",
+            m.connections.clone(),
+        );
         r.register(
             "messages_in",
             "Messages stored, by topic",
@@ -271,5 +283,15 @@ impl StoreListener for Metrics {
     fn flushed(&self, took: Duration, bytes: u64) {
         self.flush_latency.observe(took.as_secs_f64());
         self.flushed_bytes.inc_by(bytes);
+    }
+}
+
+impl tern_tls::ConnectionObserver for Metrics {
+    fn accepted(&self, outcome: tern_tls::Accepted) {
+        self.connections
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
     }
 }

@@ -101,6 +101,7 @@ pub(crate) fn run(args: NameserverArgs) -> anyhow::Result<()> {
 
 async fn serve(r: Resolved) -> anyhow::Result<()> {
     let mut shutdown = Shutdown::listen()?;
+    let nameserver = Nameserver::new(r.cfg.clone()).context("setting up TLS")?;
     let listener = tokio::net::TcpListener::bind(&r.listen)
         .await
         .with_context(|| format!("binding {}", r.listen))?;
@@ -119,7 +120,7 @@ async fn serve(r: Resolved) -> anyhow::Result<()> {
         let signal = shutdown.recv().await;
         info!(signal, "shutdown signal received; finishing calls");
     };
-    Nameserver::new(r.cfg)
+    nameserver
         .serve_with_http(listener, metrics, signal_received)
         .await
         .context("serving the name server")?;
