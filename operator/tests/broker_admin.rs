@@ -174,3 +174,32 @@ async fn an_unreachable_broker_is_an_error_not_a_missing_topic() {
         .expect_err("nobody listens");
     assert_eq!(err.reason(), "BrokerAdmin", "{err}");
 }
+
+#[tokio::test]
+async fn an_enforcing_broker_is_reached_through_an_https_endpoint() {
+    // What the operator dials for a cluster in TLS mode `Enforcing`: TLS,
+    // the broker's generated certificate accepted unchecked.
+    let broker = RunningBroker::start_with_tls(tern_tls::TlsMode::Enforcing).await;
+    let plain = broker.endpoint();
+    let tls = tern_operator::controller::admin::endpoint(&plain, true);
+    assert_eq!(tls, format!("https://{plain}"));
+    let admin = AdminClients::default();
+
+    assert_eq!(
+        topic(4).sync(&admin, &tls).await.expect("sync").action,
+        Action::Create
+    );
+    let stored = admin
+        .describe_topic(&tls, "Orders_v1")
+        .await
+        .expect("describe")
+        .expect("the topic exists");
+    assert_eq!(stored.queues, 4);
+    // Plaintext is refused by the enforcing port.
+    let err = admin
+        .describe_topic(&plain, "Orders_v1")
+        .await
+        .expect_err("plaintext is refused");
+    assert_eq!(err.reason(), "BrokerAdmin", "{err}");
+    broker.stop().await;
+}

@@ -89,6 +89,11 @@ fn cel_rules_are_in_the_schema() {
     let cluster = serde_json::to_string(&crd::all()[0].1).expect("serializes");
     assert!(cluster.contains(r#""rule":"self.diskHighWater <= self.diskHardLimit""#));
     assert!(cluster.contains(r#""rule":"size(self.metadata.name) <= 40""#));
+    assert!(
+        cluster.contains(r#""rule":"!self.clientAuthentication || has(self.certificateSecret)""#),
+        "client authentication needs the Secret's CA"
+    );
+    assert!(cluster.contains(r#""rule":"!self.clientAuthentication || self.mode != 'Enforcing'""#));
 }
 
 // --- the chart ---------------------------------------------------------

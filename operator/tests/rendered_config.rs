@@ -4,6 +4,11 @@
 //! directory are moved to this machine's loopback and a temporary
 //! directory), and the endpoints the pods' probes use answer.
 //!
+//! The same with TLS: certificate files from a Secret (moved to a
+//! temporary directory like the addresses) or generated ones, the ports
+//! enforcing TLS, and the broker registering with the name server over TLS
+//! as the rendered `nameservers_*` keys say.
+//!
 //! Needs the `tern` binary: `cargo build -p tern-cli` first, or set
 //! `TERN_BIN` (see `tern_harness::tern_bin`).
 
@@ -55,6 +60,41 @@ fn wait_for_status(addr: &str, path: &str, want: u16) {
     panic!("GET {path} on {addr} answered {last:?}, not {want}");
 }
 
+/// Moves a path the operator rendered under `/etc/tern/tls` into `dir`.
+fn move_tls_path(table: &mut toml::Table, key: &str, dir: &Path) {
+    let rendered = table
+        .get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or_else(|| panic!("the rendered file has no `{key}`:\n{table}"));
+    let file = rendered
+        .strip_prefix("/etc/tern/tls/")
+        .unwrap_or_else(|| panic!("`{key}` = {rendered} is not in the Secret's mount"));
+    replace(
+        table,
+        key,
+        dir.join(file).to_string_lossy().into_owned().into(),
+    );
+}
+
+/// Writes what a `kubernetes.io/tls` Secret made by cert-manager's CA
+/// issuer holds: `ca.crt`, and `tls.crt` and `tls.key` for this machine's
+/// loopback (the pods' DNS names in a cluster).
+fn write_secret_files(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).expect("a directory for the certificate");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("a key")).expect("CA");
+    let key = KeyPair::generate().expect("a key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("parameters")
+        .signed_by(&key, &ca)
+        .expect("signed");
+    std::fs::write(dir.join("ca.crt"), ca.pem()).expect("writes");
+    std::fs::write(dir.join("tls.crt"), cert.pem()).expect("writes");
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("writes");
+}
+
 fn spawn(bin: &Path, subcommand: &str, config: &Path, data_dir: &Path) -> TernProcess {
     std::fs::create_dir_all(data_dir).expect("a directory for the logs");
     let mut command = Command::new(bin);
@@ -64,17 +104,16 @@ fn spawn(bin: &Path, subcommand: &str, config: &Path, data_dir: &Path) -> TernPr
     TernProcess::spawn(command, data_dir).expect("tern starts")
 }
 
-#[test]
-fn the_rendered_files_start_a_name_server_and_a_broker_whose_probes_answer() {
+/// Builds `spec`, runs its rendered files (addresses, data directory and
+/// certificate paths moved to this machine), and checks the probes and the
+/// broker's registration. With `secret`, certificate files are written
+/// where the Secret would be mounted.
+fn run_rendered(spec: serde_json::Value, secret: bool) -> (toml::Table, toml::Table) {
     let bin = tern_harness::tern_bin().expect("the tern binary (cargo build -p tern-cli)");
     let mut cluster: BrokerCluster = serde_json::from_value(serde_json::json!({
         "apiVersion": "tern.dev/v1alpha1", "kind": "BrokerCluster",
         "metadata": { "name": "prod", "namespace": "mq", "uid": "uid-1" },
-        "spec": {
-            "image": "tern:test",
-            "nameserver": { "replicas": 1 },
-            "broker": { "config": { "flush": "Sync", "retentionHours": 24, "segmentBytes": 1048576 } },
-        },
+        "spec": spec,
     }))
     .expect("a valid BrokerCluster");
     cluster.metadata.generation = Some(1);
@@ -85,6 +124,7 @@ fn the_rendered_files_start_a_name_server_and_a_broker_whose_probes_answer() {
     };
     let mut ns = data(&desired.nameserver.config_map, "nameserver.toml");
     let mut broker = data(&desired.groups[0].config_map, "broker.toml");
+    let rendered = (ns.clone(), broker.clone());
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let ns_addr = format!("127.0.0.1:{}", free_port());
@@ -107,6 +147,24 @@ fn the_rendered_files_start_a_name_server_and_a_broker_whose_probes_answer() {
         "data_dir",
         data_dir.to_string_lossy().into_owned().into(),
     );
+    if secret {
+        let certs = dir.path().join("secret");
+        write_secret_files(&certs);
+        for file in [&mut ns, &mut broker] {
+            let tls = file
+                .get_mut("tls")
+                .and_then(|t| t.as_table_mut())
+                .expect("a [tls] table");
+            for key in ["cert_file", "key_file", "client_ca_file"] {
+                if tls.contains_key(key) {
+                    move_tls_path(tls, key, &certs);
+                }
+            }
+        }
+        if broker.contains_key("nameservers_ca_file") {
+            move_tls_path(&mut broker, "nameservers_ca_file", &certs);
+        }
+    }
 
     let ns_file = dir.path().join("nameserver.toml");
     let broker_file = dir.path().join("broker.toml");
@@ -117,7 +175,12 @@ fn the_rendered_files_start_a_name_server_and_a_broker_whose_probes_answer() {
     let mut broker_process = spawn(&bin, "broker", &broker_file, &data_dir);
     broker_process
         .wait_for_log(tern_harness::STORE_OPEN, tern_harness::STARTUP_TIMEOUT)
-        .expect("the broker opens its store");
+        .unwrap_or_else(|e| {
+            panic!(
+                "the broker opens its store: {e}; log:\n{}",
+                broker_process.log().unwrap_or_default()
+            )
+        });
 
     // The probes of the pods: httpGet /readyz and /healthz on the broker's
     // HTTP port, tcpSocket on the name server's gRPC port.
@@ -128,10 +191,15 @@ fn the_rendered_files_start_a_name_server_and_a_broker_whose_probes_answer() {
         "the name server accepts connections"
     );
     // The broker found the name server through the rendered `nameservers`
-    // and registered under the rendered `name` and `cluster`.
-    nameserver
-        .wait_for_log("broker registered", Duration::from_secs(30))
-        .expect("the broker registers");
+    // (and, under TLS, dialled it as the rendered `nameservers_*` say) and
+    // registered under the rendered `name` and `cluster`.
+    if let Err(e) = nameserver.wait_for_log("broker registered", Duration::from_secs(30)) {
+        panic!(
+            "the broker registers: {e}; broker log:\n{}\nname server log:\n{}",
+            broker_process.log().unwrap_or_default(),
+            nameserver.log().unwrap_or_default()
+        );
+    }
     let log = nameserver.log().expect("the name server log");
     assert!(
         log.contains("broker=prod-broker-0") && log.contains("cluster=prod"),
@@ -150,4 +218,77 @@ fn the_rendered_files_start_a_name_server_and_a_broker_whose_probes_answer() {
     );
     let status = nameserver.terminate().expect("the name server stops");
     assert!(status.success(), "name server exit: {status}");
+    rendered
+}
+
+#[test]
+fn the_rendered_files_start_a_name_server_and_a_broker_whose_probes_answer() {
+    let (ns, broker) = run_rendered(
+        serde_json::json!({
+            "image": "tern:test",
+            "nameserver": { "replicas": 1 },
+            "broker": { "config": { "flush": "Sync", "retentionHours": 24, "segmentBytes": 1048576 } },
+        }),
+        false,
+    );
+    for file in [&ns, &broker] {
+        assert_eq!(file["tls"]["mode"].as_str(), Some("permissive"));
+    }
+}
+
+#[test]
+fn enforcing_tls_with_a_certificate_secret_runs_and_registers_over_tls() {
+    let (ns, broker) = run_rendered(
+        serde_json::json!({
+            "image": "tern:test",
+            "nameserver": { "replicas": 1 },
+            "tls": { "mode": "Enforcing", "certificateSecret": "prod-tls" },
+        }),
+        true,
+    );
+    assert_eq!(
+        ns["tls"]["cert_file"].as_str(),
+        Some("/etc/tern/tls/tls.crt")
+    );
+    assert_eq!(broker["nameservers_tls"].as_bool(), Some(true));
+    assert_eq!(
+        broker["nameservers_ca_file"].as_str(),
+        Some("/etc/tern/tls/ca.crt")
+    );
+}
+
+#[test]
+fn enforcing_tls_with_generated_certificates_runs_and_registers_over_tls() {
+    let (_, broker) = run_rendered(
+        serde_json::json!({
+            "image": "tern:test",
+            "nameserver": { "replicas": 1 },
+            "tls": { "mode": "Enforcing" },
+        }),
+        false,
+    );
+    assert_eq!(
+        broker["nameservers_insecure_skip_verify"].as_bool(),
+        Some(true)
+    );
+}
+
+#[test]
+fn client_authentication_renders_a_file_tern_accepts() {
+    // Permissive: the broker still registers in plaintext while TLS
+    // clients must show a certificate signed by the Secret's ca.crt.
+    let (ns, broker) = run_rendered(
+        serde_json::json!({
+            "image": "tern:test",
+            "nameserver": { "replicas": 1 },
+            "tls": { "mode": "Permissive", "certificateSecret": "prod-tls", "clientAuthentication": true },
+        }),
+        true,
+    );
+    for file in [&ns, &broker] {
+        assert_eq!(
+            file["tls"]["client_ca_file"].as_str(),
+            Some("/etc/tern/tls/ca.crt")
+        );
+    }
 }

@@ -17,7 +17,7 @@ use super::config::{BROKER_FILE, CONFIG_DIR, DATA_DIR, broker_toml, digest};
 use super::names::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_TEMPLATE_HASH, BROKER_PORT, Component, HTTP_PORT,
 };
-use super::{Owner, pod};
+use super::{Owner, pod, tls};
 use crate::error::Result;
 
 /// Name of the data volume (and of its claim template).
@@ -60,6 +60,7 @@ pub fn build(owner: &Owner<'_>, group: i32) -> Result<GroupObjects> {
         mount_path: DATA_DIR.to_owned(),
         ..VolumeMount::default()
     });
+    mounts.extend(tls::mount(spec));
     let container = Container {
         name: "broker".to_owned(),
         image: Some(spec.image.clone()),
@@ -91,6 +92,8 @@ pub fn build(owner: &Owner<'_>, group: i32) -> Result<GroupObjects> {
         volume_mounts: Some(mounts),
         ..Container::default()
     };
+    let mut volumes = pod::base_volumes(&name);
+    volumes.extend(tls::volume(spec));
     let mut annotations = pod::scrape_annotations(spec);
     annotations.insert(ANNOTATION_CONFIG_HASH.to_owned(), digest(&toml));
     let template = PodTemplateSpec {
@@ -103,7 +106,7 @@ pub fn build(owner: &Owner<'_>, group: i32) -> Result<GroupObjects> {
             spec,
             &names.service_account(),
             container,
-            pod::base_volumes(&name),
+            volumes,
             // Time to flush and checkpoint on SIGTERM.
             60,
         )),

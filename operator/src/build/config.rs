@@ -6,7 +6,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::names::{BROKER_PORT, HTTP_PORT, NAMESERVER_PORT, Names};
-use crate::crd::cluster::{BrokerClusterSpec, FlushPolicy};
+use super::tls;
+use crate::crd::cluster::{BrokerClusterSpec, FlushPolicy, TlsMode};
 use crate::error::Result;
 
 /// Where the broker's volume is mounted.
@@ -30,10 +31,71 @@ struct BrokerFile {
     name: String,
     cluster: String,
     nameservers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nameservers_tls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nameservers_ca_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nameservers_insecure_skip_verify: Option<bool>,
     flush: &'static str,
     metrics_listen: String,
     heartbeat_interval_secs: i32,
     store: StoreSection,
+    tls: TlsSection,
+}
+
+/// The `[tls]` table both files share.
+#[derive(Serialize)]
+struct TlsSection {
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ca_file: Option<String>,
+}
+
+impl TlsSection {
+    /// The mode; the Secret's files when there is one (re-read every 10 s,
+    /// `tern`'s default, so a renewed Secret is served without a restart);
+    /// its CA for client certificates when they are asked for.
+    fn new(spec: &BrokerClusterSpec) -> Self {
+        let secret = tls::secret(spec).is_some();
+        Self {
+            mode: spec.tls.mode.as_config(),
+            cert_file: secret.then(|| tls::file(tls::CERT_KEY)),
+            key_file: secret.then(|| tls::file(tls::KEY_KEY)),
+            client_ca_file: tls::client_authentication(spec).then(|| tls::file(tls::CA_KEY)),
+        }
+    }
+}
+
+/// How a broker dials the name servers: in plaintext unless they enforce
+/// TLS; then checked against the Secret's `ca.crt` when there is a Secret,
+/// else unchecked (generated certificates have no CA the broker could know).
+struct NameserverDial {
+    tls: Option<bool>,
+    ca_file: Option<String>,
+    insecure_skip_verify: Option<bool>,
+}
+
+impl NameserverDial {
+    fn new(spec: &BrokerClusterSpec) -> Self {
+        if spec.tls.mode != TlsMode::Enforcing {
+            return Self {
+                tls: None,
+                ca_file: None,
+                insecure_skip_verify: None,
+            };
+        }
+        let secret = tls::secret(spec).is_some();
+        Self {
+            tls: Some(true),
+            ca_file: secret.then(|| tls::file(tls::CA_KEY)),
+            insecure_skip_verify: (!secret).then_some(true),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -51,6 +113,7 @@ struct NameserverFile {
     broker_expiry_secs: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics_listen: Option<String>,
+    tls: TlsSection,
 }
 
 fn header(names: &Names) -> String {
@@ -68,6 +131,7 @@ fn header(names: &Names) -> String {
 /// on it, whether or not metrics are scraped.
 pub fn broker_toml(spec: &BrokerClusterSpec, names: &Names, group: i32) -> Result<String> {
     let config = &spec.broker.config;
+    let dial = NameserverDial::new(spec);
     let file = BrokerFile {
         data_dir: DATA_DIR,
         listen: format!("0.0.0.0:{BROKER_PORT}"),
@@ -78,6 +142,9 @@ pub fn broker_toml(spec: &BrokerClusterSpec, names: &Names, group: i32) -> Resul
         nameservers: (0..spec.nameserver.replicas)
             .map(|i| names.nameserver_address(i))
             .collect(),
+        nameservers_tls: dial.tls,
+        nameservers_ca_file: dial.ca_file,
+        nameservers_insecure_skip_verify: dial.insecure_skip_verify,
         flush: match config.flush {
             FlushPolicy::Async => "async",
             FlushPolicy::Sync => "sync",
@@ -91,6 +158,7 @@ pub fn broker_toml(spec: &BrokerClusterSpec, names: &Names, group: i32) -> Resul
             disk_hard_limit: config.disk_hard_limit,
             max_body_bytes: config.max_body_bytes,
         },
+        tls: TlsSection::new(spec),
     };
     Ok(header(names) + &toml::to_string(&file)?)
 }
@@ -103,6 +171,7 @@ pub fn nameserver_toml(spec: &BrokerClusterSpec, names: &Names) -> Result<String
         listen: format!("0.0.0.0:{NAMESERVER_PORT}"),
         broker_expiry_secs: heartbeat.saturating_mul(4).max(MIN_BROKER_EXPIRY_SECS),
         metrics_listen: spec.metrics.enabled.then(|| format!("0.0.0.0:{HTTP_PORT}")),
+        tls: TlsSection::new(spec),
     };
     Ok(header(names) + &toml::to_string(&file)?)
 }

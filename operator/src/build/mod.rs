@@ -7,6 +7,7 @@ pub mod names;
 pub mod nameserver;
 pub mod pod;
 pub mod shared;
+pub mod tls;
 
 use std::collections::BTreeMap;
 

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{CONFIG_DIR, NAMESERVER_FILE, digest, nameserver_toml};
 use super::names::{ANNOTATION_CONFIG_HASH, Component, HTTP_PORT, NAMESERVER_PORT};
-use super::{Owner, pod};
+use super::{Owner, pod, tls};
 use crate::error::Result;
 
 /// The name server ConfigMap, StatefulSet and headless Service.
@@ -52,6 +52,10 @@ pub fn build(owner: &Owner<'_>) -> Result<NameserverObjects> {
             ..ContainerPort::default()
         });
     }
+    let mut mounts = pod::base_mounts();
+    mounts.extend(tls::mount(spec));
+    let mut volumes = pod::base_volumes(&name);
+    volumes.extend(tls::volume(spec));
     let container = Container {
         name: "nameserver".to_owned(),
         image: Some(spec.image.clone()),
@@ -67,7 +71,7 @@ pub fn build(owner: &Owner<'_>) -> Result<NameserverObjects> {
         readiness_probe: Some(pod::tcp_probe("grpc", 5, 3)),
         liveness_probe: Some(pod::tcp_probe("grpc", 10, 6)),
         security_context: Some(pod::container_security()),
-        volume_mounts: Some(pod::base_mounts()),
+        volume_mounts: Some(mounts),
         ..Container::default()
     };
     let mut annotations = pod::scrape_annotations(spec);
@@ -82,7 +86,7 @@ pub fn build(owner: &Owner<'_>) -> Result<NameserverObjects> {
             spec,
             &names.service_account(),
             container,
-            pod::base_volumes(&name),
+            volumes,
             30,
         )),
     };

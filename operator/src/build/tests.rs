@@ -369,3 +369,298 @@ fn budgets_allow_one_disruption_per_component() {
         );
     }
 }
+
+// TLS: the certificate Secret's volume and the rendered `[tls]` keys.
+
+use crate::crd::cluster::TlsMode;
+
+fn tls_spec(mode: TlsMode, secret: Option<&str>, client_auth: bool) -> BrokerClusterSpec {
+    let mut spec = sample_spec();
+    spec.tls.mode = mode;
+    spec.tls.certificate_secret = secret.map(str::to_owned);
+    spec.tls.client_authentication = client_auth;
+    spec
+}
+
+/// The rendered `nameserver.toml` and group 0's `broker.toml`.
+fn rendered(d: &Desired) -> (toml::Table, toml::Table) {
+    let file = |cm: &k8s_openapi::api::core::v1::ConfigMap, key: &str| -> toml::Table {
+        cm.data.as_ref().expect("data")[key]
+            .parse()
+            .expect("valid TOML")
+    };
+    (
+        file(&d.nameserver.config_map, "nameserver.toml"),
+        file(&d.groups[0].config_map, "broker.toml"),
+    )
+}
+
+fn tls_table(file: &toml::Table) -> &toml::Table {
+    file["tls"].as_table().expect("a [tls] table")
+}
+
+/// The keys of `table`, sorted.
+fn keys(table: &toml::Table) -> Vec<&str> {
+    table.keys().map(String::as_str).collect()
+}
+
+fn tls_volumes(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> Vec<(String, Option<String>)> {
+    pod(sts)
+        .volumes
+        .as_ref()
+        .expect("volumes")
+        .iter()
+        .filter(|v| v.name == "tls")
+        .map(|v| {
+            let secret = v.secret.as_ref().expect("a Secret volume");
+            (v.name.clone(), secret.secret_name.clone())
+        })
+        .collect()
+}
+
+fn tls_mounts(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> Vec<(String, Option<bool>)> {
+    container(sts)
+        .volume_mounts
+        .as_ref()
+        .expect("mounts")
+        .iter()
+        .filter(|m| m.name == "tls")
+        .map(|m| (m.mount_path.clone(), m.read_only))
+        .collect()
+}
+
+const NAMESERVER_KEYS: [&str; 3] = [
+    "nameservers_ca_file",
+    "nameservers_insecure_skip_verify",
+    "nameservers_tls",
+];
+
+#[test]
+fn without_tls_settings_the_ports_are_permissive_with_generated_certificates() {
+    let spec = sample_spec();
+    assert_eq!(spec.tls.mode, TlsMode::Permissive);
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let (ns, broker) = rendered(&d);
+    for file in [&ns, &broker] {
+        let tls = tls_table(file);
+        assert_eq!(keys(tls), ["mode"], "{tls}");
+        assert_eq!(tls["mode"].as_str(), Some("permissive"));
+    }
+    for key in NAMESERVER_KEYS {
+        assert!(!broker.contains_key(key), "{key} in {broker}");
+    }
+    for sts in [&d.nameserver.stateful_set, &d.groups[0].stateful_set] {
+        assert_eq!(tls_volumes(sts), []);
+        assert_eq!(tls_mounts(sts), []);
+    }
+}
+
+#[test]
+fn a_certificate_secret_is_mounted_and_its_files_rendered() {
+    let spec = tls_spec(TlsMode::Permissive, Some("prod-tls"), false);
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let (ns, broker) = rendered(&d);
+    for file in [&ns, &broker] {
+        let tls = tls_table(file);
+        assert_eq!(keys(tls), ["cert_file", "key_file", "mode"], "{tls}");
+        assert_eq!(tls["mode"].as_str(), Some("permissive"));
+        assert_eq!(tls["cert_file"].as_str(), Some("/etc/tern/tls/tls.crt"));
+        assert_eq!(tls["key_file"].as_str(), Some("/etc/tern/tls/tls.key"));
+    }
+    // Permissive name servers take plaintext: brokers dial as before.
+    for key in NAMESERVER_KEYS {
+        assert!(!broker.contains_key(key), "{key} in {broker}");
+    }
+    for sts in [&d.nameserver.stateful_set, &d.groups[0].stateful_set] {
+        assert_eq!(
+            tls_volumes(sts),
+            [("tls".to_owned(), Some("prod-tls".to_owned()))]
+        );
+        assert_eq!(tls_mounts(sts), [("/etc/tern/tls".to_owned(), Some(true))]);
+        let volume = pod(sts)
+            .volumes
+            .as_ref()
+            .and_then(|v| v.iter().find(|v| v.name == "tls"))
+            .and_then(|v| v.secret.as_ref())
+            .expect("the Secret volume");
+        // The whole Secret, readable by the pods' group only; no items, so
+        // a missing optional ca.crt does not stop the pod.
+        assert_eq!(volume.default_mode, Some(0o440));
+        assert_eq!(volume.items, None);
+        assert!(
+            container(sts)
+                .volume_mounts
+                .as_ref()
+                .expect("mounts")
+                .iter()
+                .all(|m| m.sub_path.is_none()),
+            "a subPath mount would not see a renewed Secret"
+        );
+    }
+}
+
+#[test]
+fn enforcing_brokers_dial_the_name_servers_with_tls() {
+    // With a Secret: its CA checks the name servers' certificates.
+    let spec = tls_spec(TlsMode::Enforcing, Some("prod-tls"), false);
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let (ns, broker) = rendered(&d);
+    assert_eq!(tls_table(&ns)["mode"].as_str(), Some("enforcing"));
+    assert_eq!(tls_table(&broker)["mode"].as_str(), Some("enforcing"));
+    assert_eq!(broker["nameservers_tls"].as_bool(), Some(true));
+    assert_eq!(
+        broker["nameservers_ca_file"].as_str(),
+        Some("/etc/tern/tls/ca.crt")
+    );
+    assert!(!broker.contains_key("nameservers_insecure_skip_verify"));
+    // The name servers dial nobody.
+    for key in NAMESERVER_KEYS {
+        assert!(!ns.contains_key(key), "{key} in {ns}");
+    }
+
+    // Without: generated certificates cannot be checked.
+    let spec = tls_spec(TlsMode::Enforcing, None, false);
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let (ns, broker) = rendered(&d);
+    assert_eq!(keys(tls_table(&ns)), ["mode"]);
+    assert_eq!(broker["nameservers_tls"].as_bool(), Some(true));
+    assert_eq!(
+        broker["nameservers_insecure_skip_verify"].as_bool(),
+        Some(true)
+    );
+    assert!(!broker.contains_key("nameservers_ca_file"));
+    assert_eq!(tls_volumes(&d.groups[0].stateful_set), []);
+}
+
+#[test]
+fn client_authentication_checks_client_certificates_against_the_secret_ca() {
+    let spec = tls_spec(TlsMode::Permissive, Some("prod-tls"), true);
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let (ns, broker) = rendered(&d);
+    for file in [&ns, &broker] {
+        let tls = tls_table(file);
+        assert_eq!(
+            keys(tls),
+            ["cert_file", "client_ca_file", "key_file", "mode"],
+            "{tls}"
+        );
+        assert_eq!(tls["client_ca_file"].as_str(), Some("/etc/tern/tls/ca.crt"));
+    }
+    // Without a Secret (which the CRD refuses) nothing checks clients.
+    let spec = tls_spec(TlsMode::Permissive, None, true);
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let (ns, broker) = rendered(&d);
+    assert_eq!(keys(tls_table(&ns)), ["mode"]);
+    assert_eq!(keys(tls_table(&broker)), ["mode"]);
+}
+
+#[test]
+fn disabled_tls_mounts_and_renders_no_certificate() {
+    // `tern` refuses certificate files on a disabled port: a Secret left
+    // in the spec is ignored rather than breaking the pods.
+    let spec = tls_spec(TlsMode::Disabled, Some("prod-tls"), true);
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let (ns, broker) = rendered(&d);
+    for file in [&ns, &broker] {
+        let tls = tls_table(file);
+        assert_eq!(keys(tls), ["mode"], "{tls}");
+        assert_eq!(tls["mode"].as_str(), Some("disabled"));
+    }
+    for key in NAMESERVER_KEYS {
+        assert!(!broker.contains_key(key), "{key} in {broker}");
+    }
+    for sts in [&d.nameserver.stateful_set, &d.groups[0].stateful_set] {
+        assert_eq!(tls_volumes(sts), []);
+        assert_eq!(tls_mounts(sts), []);
+    }
+}
+
+/// The pod templates of the name servers and of group 0, serialized, and
+/// group 0's template hash.
+fn templates(spec: BrokerClusterSpec) -> (String, String, String) {
+    let d = desired(&sample_cluster(spec)).expect("builds");
+    let template = |sts: &k8s_openapi::api::apps::v1::StatefulSet| {
+        serde_json::to_string(&sts.spec.as_ref().expect("spec").template).expect("serializes")
+    };
+    (
+        template(&d.nameserver.stateful_set),
+        template(&d.groups[0].stateful_set),
+        d.groups[0].template_hash.clone(),
+    )
+}
+
+#[test]
+fn a_renewed_secret_rolls_nothing_but_a_new_mode_or_secret_name_does() {
+    let base = tls_spec(TlsMode::Permissive, Some("prod-tls"), false);
+    let (ns, broker, hash) = templates(base.clone());
+    // A Secret renewed in place (cert-manager) is the same spec: the pod
+    // templates, which name the Secret and never hold its content, stay
+    // the same, and the pods re-read the files themselves.
+    assert_eq!(
+        templates(base.clone()),
+        (ns.clone(), broker.clone(), hash.clone())
+    );
+    assert!(broker.contains("prod-tls") && ns.contains("prod-tls"));
+
+    let changes = [
+        (
+            "mode",
+            tls_spec(TlsMode::Enforcing, Some("prod-tls"), false),
+        ),
+        (
+            "Secret name",
+            tls_spec(TlsMode::Permissive, Some("prod-tls-2"), false),
+        ),
+        ("no Secret", tls_spec(TlsMode::Permissive, None, false)),
+        (
+            "client authentication",
+            tls_spec(TlsMode::Permissive, Some("prod-tls"), true),
+        ),
+    ];
+    for (what, spec) in changes {
+        let (ns2, broker2, hash2) = templates(spec);
+        assert_ne!(ns2, ns, "a new {what} rolls the name servers");
+        assert_ne!(broker2, broker, "a new {what} rolls the brokers");
+        assert_ne!(hash2, hash, "a new {what} changes the template hash");
+    }
+    // A mode change reaches the pods through the configuration hash.
+    let d = desired(&sample_cluster(base)).expect("builds");
+    let e = desired(&sample_cluster(tls_spec(
+        TlsMode::Enforcing,
+        Some("prod-tls"),
+        false,
+    )))
+    .expect("builds");
+    for (a, b) in [
+        (&d.nameserver.stateful_set, &e.nameserver.stateful_set),
+        (&d.groups[0].stateful_set, &e.groups[0].stateful_set),
+    ] {
+        assert_ne!(
+            pod_annotation(a, ANNOTATION_CONFIG_HASH),
+            pod_annotation(b, ANNOTATION_CONFIG_HASH)
+        );
+    }
+}
+
+#[test]
+fn the_tls_spec_reads_as_documented() {
+    let spec: BrokerClusterSpec = serde_json::from_value(serde_json::json!({
+        "image": "tern:test",
+        "tls": { "mode": "Enforcing", "certificateSecret": "prod-tls", "clientAuthentication": false },
+    }))
+    .expect("a valid spec");
+    assert_eq!(spec.tls.mode, TlsMode::Enforcing);
+    assert_eq!(spec.tls.certificate_secret.as_deref(), Some("prod-tls"));
+    let spec: BrokerClusterSpec =
+        serde_json::from_value(serde_json::json!({ "image": "tern:test", "tls": {} }))
+            .expect("a valid spec");
+    assert_eq!(spec.tls, sample_spec().tls);
+    assert!(!spec.tls.client_authentication);
+    assert!(
+        serde_json::from_value::<BrokerClusterSpec>(serde_json::json!({
+            "image": "tern:test", "tls": { "mode": "enforcing" },
+        }))
+        .is_err(),
+        "modes are spelt like the CRD's other enums"
+    );
+}

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 use crate::build::names::Names;
 use crate::crd::BrokerCluster;
+use crate::crd::cluster::TlsMode;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use admin::BrokerAdmin;
@@ -111,15 +112,18 @@ impl<A: BrokerAdmin> Context<A> {
 
 /// The admin endpoints of `cluster`'s broker groups, one per group (pod 0),
 /// including groups kept after a refused scale-down; or only `override_`
-/// when it is set.
+/// when it is set. Under TLS mode `Enforcing` they are `https://`
+/// endpoints (dialled with TLS, see [`admin`]); otherwise plaintext, which
+/// `Permissive` and `Disabled` ports serve.
 pub fn admin_endpoints(cluster: &BrokerCluster, override_: Option<&str>) -> Vec<String> {
+    let tls = cluster.spec.tls.mode == TlsMode::Enforcing;
     if let Some(e) = override_ {
-        return vec![e.to_owned()];
+        return vec![admin::endpoint(e, tls)];
     }
     let names = Names::new(cluster.name_any(), cluster.namespace().unwrap_or_default());
     let existing = cluster.status.as_ref().map_or(0, |s| s.broker_groups);
     (0..cluster.spec.broker.groups.max(existing))
-        .map(|g| names.broker_address(g, 0))
+        .map(|g| admin::endpoint(&names.broker_address(g, 0), tls))
         .collect()
 }
 
@@ -225,6 +229,48 @@ mod tests {
         assert_eq!(
             admin_endpoints(&cluster, Some("127.0.0.1:8081")),
             ["127.0.0.1:8081"]
+        );
+    }
+
+    #[test]
+    fn admin_calls_use_tls_only_when_the_cluster_enforces_it() {
+        let mut spec = crate::build::tests::sample_spec();
+        spec.tls.mode = TlsMode::Permissive;
+        let mut cluster = crate::build::tests::sample_cluster(spec);
+        assert_eq!(
+            admin_endpoints(&cluster, None),
+            ["prod-broker-0-0.prod-broker-0.mq.svc:8081"]
+        );
+        cluster.spec.tls.mode = TlsMode::Disabled;
+        assert_eq!(
+            admin_endpoints(&cluster, None),
+            ["prod-broker-0-0.prod-broker-0.mq.svc:8081"]
+        );
+        cluster.spec.tls.mode = TlsMode::Enforcing;
+        cluster.spec.tls.certificate_secret = Some("prod-tls".to_owned());
+        assert_eq!(
+            admin_endpoints(&cluster, None),
+            ["https://prod-broker-0-0.prod-broker-0.mq.svc:8081"]
+        );
+        assert_eq!(
+            admin_endpoints(&cluster, Some("127.0.0.1:8081")),
+            ["https://127.0.0.1:8081"]
+        );
+        assert_eq!(
+            admin_endpoints(&cluster, Some("https://127.0.0.1:8081")),
+            ["https://127.0.0.1:8081"]
+        );
+        // Dialled with TLS whose certificate is not checked; plaintext
+        // otherwise.
+        let tls = admin::parse_endpoint("https://b:8081").expect("valid");
+        assert!(tls.tls().is_some_and(|t| t.config().insecure_skip_verify));
+        let plain = admin::parse_endpoint("b:8081").expect("valid");
+        assert!(plain.tls().is_none());
+        assert_eq!(
+            admin::parse_endpoint("https://")
+                .expect_err("no address")
+                .reason(),
+            "BrokerUnreachable"
         );
     }
 

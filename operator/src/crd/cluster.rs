@@ -62,6 +62,10 @@ pub struct BrokerClusterSpec {
     /// here so that adding ACLs later is not a breaking change.
     #[serde(default)]
     pub authentication: AuthenticationSpec,
+    /// TLS on the gRPC ports of the brokers and name servers. Default
+    /// `Permissive` with certificates the pods generate.
+    #[serde(default)]
+    pub tls: TlsSpec,
 }
 
 /// When the kubelet pulls the container image.
@@ -386,6 +390,56 @@ pub enum AuthenticationType {
     /// No authentication.
     #[default]
     None,
+}
+
+/// TLS on the gRPC ports of the brokers and name servers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.clientAuthentication || has(self.certificateSecret)").message("clientAuthentication needs a certificateSecret: its ca.crt is the CA client certificates are checked against"))]
+#[x_kube(validation = Rule::new("!self.clientAuthentication || self.mode != 'Enforcing'").message("clientAuthentication is not supported with mode Enforcing yet: neither the brokers (towards the name servers) nor the operator (towards the brokers) present a client certificate; use Permissive"))]
+pub struct TlsSpec {
+    /// `Disabled` (plaintext only), `Permissive` (TLS and plaintext on the
+    /// same port, the default) or `Enforcing` (TLS only: brokers then dial
+    /// the name servers, and the operator the brokers, with TLS).
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// Name of a Secret of type `kubernetes.io/tls` in the cluster's
+    /// namespace (`tls.crt`, `tls.key`, and `ca.crt` for `Enforcing` or
+    /// `clientAuthentication`), e.g. one cert-manager keeps renewed. It is
+    /// mounted at `/etc/tern/tls` and re-read in place when it changes.
+    /// Without it every pod generates its own certificate, which clients
+    /// cannot verify. Ignored under `Disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub certificate_secret: Option<String>,
+    /// Require client certificates signed by the Secret's `ca.crt` on TLS
+    /// connections (mutual TLS; plaintext connections are still served under
+    /// `Permissive`). Needs `certificateSecret`. Default false.
+    #[serde(default)]
+    pub client_authentication: bool,
+}
+
+/// Which connections the gRPC ports serve.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plaintext only.
+    Disabled,
+    /// TLS and plaintext on the same port, told apart by the first byte.
+    #[default]
+    Permissive,
+    /// TLS only: plaintext calls are refused.
+    Enforcing,
+}
+
+impl TlsMode {
+    /// The spelling of the `[tls] mode` key in `tern`'s configuration files.
+    pub fn as_config(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Permissive => "permissive",
+            Self::Enforcing => "enforcing",
+        }
+    }
 }
 
 /// Observed state of a `BrokerCluster`.

@@ -15,11 +15,18 @@ pub struct RunningBroker {
 }
 
 impl RunningBroker {
-    /// Opens a broker on a fresh directory and serves it on a free port.
+    /// Opens a broker on a fresh directory and serves it on a free port
+    /// (TLS mode permissive, with a generated certificate).
     pub async fn start() -> Self {
+        Self::start_with_tls(tern_tls::TlsMode::Permissive).await
+    }
+
+    /// The same with the TLS mode `mode`.
+    pub async fn start_with_tls(mode: tern_tls::TlsMode) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = tern_harness::small_store_config(dir.path(), tern_store::FlushPolicy::Async);
-        let cfg = BrokerConfig::new(store);
+        let mut cfg = BrokerConfig::new(store);
+        cfg.tls.mode = mode;
         let broker = tokio::task::spawn_blocking(move || Broker::open(cfg))
             .await
             .expect("the open task runs")
