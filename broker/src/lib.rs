@@ -61,6 +61,7 @@
 //! Still to come: TLS and authentication.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod closing;
 pub mod cluster;
 mod codec;
@@ -86,6 +87,7 @@ pub mod txn;
 mod wake;
 mod wire;
 
+pub use auth::AuthConfig;
 pub use closing::Closing;
 pub use dedup::DedupConfig;
 pub use error::{BrokerError, Result};

@@ -88,6 +88,8 @@ pub struct BrokerConfig {
     /// How the name servers are dialled: TLS checked as this says, or
     /// plaintext when `None` (the default).
     pub nameserver_tls: Option<ClientTlsConfig>,
+    /// Request checks (credentials and policies): off by default.
+    pub auth: crate::AuthConfig,
 }
 
 impl BrokerConfig {
@@ -109,6 +111,7 @@ impl BrokerConfig {
             transaction: TransactionConfig::default(),
             tls: ServerTlsConfig::default(),
             nameserver_tls: None,
+            auth: crate::AuthConfig::default(),
         }
     }
 }
@@ -194,6 +197,11 @@ impl Broker {
             .unwrap_or_else(|| local.to_string());
         let metrics = Arc::new(Metrics::new());
         let observer: Arc<dyn tern_tls::ConnectionObserver> = metrics.clone();
+        let access = Arc::new(crate::auth::Access::new(
+            self.cfg.auth.clone(),
+            Arc::clone(&self.registry),
+            Some(Arc::clone(&metrics)),
+        )?);
         let health = Arc::new(Health::default());
         // The store's listener wakes long polls and times flushes.
         let wakers = Arc::new(Wakers::default());
@@ -239,6 +247,7 @@ impl Broker {
             self.cfg.store.max_body_bytes,
         );
         let messaging = Messaging::new(
+            Arc::clone(&access),
             Arc::clone(&self.registry),
             Arc::clone(&produce),
             Arc::clone(&consume),
@@ -272,6 +281,7 @@ impl Broker {
             None => None,
         };
         let admin = Admin::new(
+            access,
             Arc::clone(&self.store),
             Arc::clone(&self.registry),
             Arc::clone(&consume),

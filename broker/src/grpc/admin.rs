@@ -12,6 +12,7 @@ use tern_protocol::admin::{self as pb, *};
 use tern_store::Store;
 use tonic::{Request, Response, Status};
 
+use crate::auth::Access;
 use crate::consume::{self, Consume, Query};
 use crate::error::BrokerError;
 use crate::meta::{GroupConfig, MessageType, Permission, Registry, TopicConfig};
@@ -26,6 +27,7 @@ type Reply<T> = Result<Response<T>, Status>;
 /// The admin service over the broker core. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Admin {
+    access: Arc<Access>,
     store: Arc<Store>,
     registry: Arc<Registry>,
     consume: Arc<Consume>,
@@ -36,6 +38,7 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(
+        access: Arc<Access>,
         store: Arc<Store>,
         registry: Arc<Registry>,
         consume: Arc<Consume>,
@@ -43,6 +46,7 @@ impl Admin {
         endpoints: Vec<String>,
     ) -> Self {
         Self {
+            access,
             store,
             registry,
             consume,

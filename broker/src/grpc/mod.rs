@@ -16,6 +16,7 @@
 //! Most RocketMQ RPCs answer with gRPC status OK and the outcome in the
 //! response body.
 
+mod access;
 mod admin;
 mod convert;
 mod offsets;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 pub use admin::Admin;
 pub use status::{CLIENT_ID_HEADER, LANGUAGE_HEADER, PROTOCOL_VERSION_HEADER};
 
+use crate::auth::Access;
 use crate::closing::Closing;
 use crate::consume::Consume;
 use crate::meta::Registry;
@@ -70,6 +72,7 @@ pub struct Messaging {
 
 #[derive(Debug)]
 struct Shared {
+    access: Arc<Access>,
     registry: Arc<Registry>,
     produce: Arc<Produce>,
     consume: Arc<Consume>,
@@ -83,6 +86,7 @@ impl Messaging {
     /// The service over `produce`, `consume` and `routes`; its telemetry
     /// streams end when `closing` closes.
     pub fn new(
+        access: Arc<Access>,
         registry: Arc<Registry>,
         produce: Arc<Produce>,
         consume: Arc<Consume>,
@@ -92,6 +96,7 @@ impl Messaging {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
+                access,
                 registry,
                 produce,
                 consume,

@@ -50,10 +50,12 @@ fn owner(
     Ok((group_name(c, group)?, topic_name(c, topic)?))
 }
 
-/// Evaluates to the caller, or returns the response `$make(status)`.
+/// Evaluates to the caller, or returns the response `$make(status)`: a
+/// missing client id, or a caller refused by the access checks for what
+/// the request touches.
 macro_rules! client {
-    ($req:expr, $make:expr) => {
-        match Client::of(&$req) {
+    ($self:ident, $rpc:literal, $req:expr, $make:expr) => {
+        match Client::of(&$req).and_then(|c| $self.admit(&$req, $rpc).map(|()| c)) {
             Ok(c) => c,
             Err(s) => return reply($make(s)),
         }
@@ -200,7 +202,7 @@ impl Messaging {
 #[tonic::async_trait]
 impl MessagingService for Messaging {
     async fn query_route(&self, req: Request<QueryRouteRequest>) -> Reply<QueryRouteResponse> {
-        let c = client!(req, |s| QueryRouteResponse {
+        let c = client!(self, "QueryRoute", req, |s| QueryRouteResponse {
             status: Some(s),
             message_queues: Vec::new(),
         });
@@ -217,13 +219,15 @@ impl MessagingService for Messaging {
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
-        let c = client!(req, |s| HeartbeatResponse { status: Some(s) });
+        let c = client!(self, "Heartbeat", req, |s| HeartbeatResponse {
+            status: Some(s)
+        });
         self.shared.consume.renewals().touch(&c.id);
         reply(HeartbeatResponse { status: Some(ok()) })
     }
 
     async fn send_message(&self, req: Request<SendMessageRequest>) -> Reply<SendMessageResponse> {
-        let c = client!(req, |s| SendMessageResponse {
+        let c = client!(self, "SendMessage", req, |s| SendMessageResponse {
             status: Some(s),
             entries: Vec::new(),
         });
@@ -234,7 +238,7 @@ impl MessagingService for Messaging {
         &self,
         req: Request<QueryAssignmentRequest>,
     ) -> Reply<QueryAssignmentResponse> {
-        let c = client!(req, |s| QueryAssignmentResponse {
+        let c = client!(self, "QueryAssignment", req, |s| QueryAssignmentResponse {
             status: Some(s),
             assignments: Vec::new(),
         });
@@ -257,7 +261,8 @@ impl MessagingService for Messaging {
         req: Request<ReceiveMessageRequest>,
     ) -> Reply<Self::ReceiveMessageStream> {
         let deadline = grpc_deadline(req.metadata());
-        let c = match Client::of(&req) {
+        let c = match Client::of(&req).and_then(|c| self.admit(&req, "ReceiveMessage").map(|()| c))
+        {
             Ok(c) => c,
             Err(s) => {
                 return stream(vec![ReceiveMessageResponse {
@@ -269,7 +274,7 @@ impl MessagingService for Messaging {
     }
 
     async fn ack_message(&self, req: Request<AckMessageRequest>) -> Reply<AckMessageResponse> {
-        let c = client!(req, |s| AckMessageResponse {
+        let c = client!(self, "AckMessage", req, |s| AckMessageResponse {
             status: Some(s),
             entries: Vec::new(),
         });
@@ -280,8 +285,8 @@ impl MessagingService for Messaging {
         &self,
         req: Request<ForwardMessageToDeadLetterQueueRequest>,
     ) -> Reply<ForwardMessageToDeadLetterQueueResponse> {
-        let c = client!(req, |s| ForwardMessageToDeadLetterQueueResponse {
-            status: Some(s)
+        let c = client!(self, "ForwardMessageToDeadLetterQueue", req, |s| {
+            ForwardMessageToDeadLetterQueueResponse { status: Some(s) }
         });
         let req = req.into_inner();
         let (group, topic) = match owner(&c, req.group.as_ref(), req.topic.as_ref()) {
@@ -305,7 +310,7 @@ impl MessagingService for Messaging {
         req: Request<PullMessageRequest>,
     ) -> Reply<Self::PullMessageStream> {
         let deadline = grpc_deadline(req.metadata());
-        let c = match Client::of(&req) {
+        let c = match Client::of(&req).and_then(|c| self.admit(&req, "PullMessage").map(|()| c)) {
             Ok(c) => c,
             Err(s) => {
                 return stream(vec![PullMessageResponse {
@@ -320,14 +325,16 @@ impl MessagingService for Messaging {
         &self,
         req: Request<UpdateOffsetRequest>,
     ) -> Reply<UpdateOffsetResponse> {
-        let c = client!(req, |s| UpdateOffsetResponse { status: Some(s) });
+        let c = client!(self, "UpdateOffset", req, |s| UpdateOffsetResponse {
+            status: Some(s)
+        });
         reply(UpdateOffsetResponse {
             status: Some(self.set_offset(&c, req.into_inner()).await),
         })
     }
 
     async fn get_offset(&self, req: Request<GetOffsetRequest>) -> Reply<GetOffsetResponse> {
-        let c = client!(req, |s| GetOffsetResponse {
+        let c = client!(self, "GetOffset", req, |s| GetOffsetResponse {
             status: Some(s),
             offset: 0,
         });
@@ -344,7 +351,7 @@ impl MessagingService for Messaging {
     }
 
     async fn query_offset(&self, req: Request<QueryOffsetRequest>) -> Reply<QueryOffsetResponse> {
-        let c = client!(req, |s| QueryOffsetResponse {
+        let c = client!(self, "QueryOffset", req, |s| QueryOffsetResponse {
             status: Some(s),
             offset: 0,
         });
@@ -364,7 +371,9 @@ impl MessagingService for Messaging {
         &self,
         req: Request<EndTransactionRequest>,
     ) -> Reply<EndTransactionResponse> {
-        let c = client!(req, |s| EndTransactionResponse { status: Some(s) });
+        let c = client!(self, "EndTransaction", req, |s| EndTransactionResponse {
+            status: Some(s)
+        });
         reply(EndTransactionResponse {
             status: Some(self.end_transaction_status(&c, req.into_inner()).await),
         })
@@ -376,6 +385,17 @@ impl MessagingService for Messaging {
         &self,
         req: Request<Streaming<TelemetryCommand>>,
     ) -> Reply<Self::TelemetryStream> {
+        // The settings it will carry are not known yet: the caller is
+        // authenticated here, its topics and groups checked by the other
+        // RPCs it makes.
+        self.shared
+            .access
+            .check(
+                &super::access::caller(&req, "Telemetry"),
+                &[],
+                std::time::SystemTime::now(),
+            )
+            .map_err(|d| super::access::grpc_status(&d))?;
         // While the stream is open, the client counts as alive for
         // `auto_renew`.
         let guard = Client::of(&req)
@@ -391,7 +411,9 @@ impl MessagingService for Messaging {
         &self,
         req: Request<NotifyClientTerminationRequest>,
     ) -> Reply<NotifyClientTerminationResponse> {
-        let c = client!(req, |s| NotifyClientTerminationResponse { status: Some(s) });
+        let c = client!(self, "NotifyClientTermination", req, |s| {
+            NotifyClientTerminationResponse { status: Some(s) }
+        });
         self.shared.consume.renewals().terminated(&c.id);
         reply(NotifyClientTerminationResponse { status: Some(ok()) })
     }
@@ -400,9 +422,11 @@ impl MessagingService for Messaging {
         &self,
         req: Request<ChangeInvisibleDurationRequest>,
     ) -> Reply<ChangeInvisibleDurationResponse> {
-        let c = client!(req, |s| ChangeInvisibleDurationResponse {
-            status: Some(s),
-            receipt_handle: String::new(),
+        let c = client!(self, "ChangeInvisibleDuration", req, |s| {
+            ChangeInvisibleDurationResponse {
+                status: Some(s),
+                receipt_handle: String::new(),
+            }
         });
         reply(self.change_invisible(&c, req.into_inner()).await)
     }
@@ -411,7 +435,7 @@ impl MessagingService for Messaging {
         &self,
         req: Request<RecallMessageRequest>,
     ) -> Reply<RecallMessageResponse> {
-        let c = client!(req, |s| RecallMessageResponse {
+        let c = client!(self, "RecallMessage", req, |s| RecallMessageResponse {
             status: Some(s),
             message_id: String::new(),
         });
@@ -420,8 +444,17 @@ impl MessagingService for Messaging {
 
     async fn sync_lite_subscription(
         &self,
-        _: Request<SyncLiteSubscriptionRequest>,
+        req: Request<SyncLiteSubscriptionRequest>,
     ) -> Reply<SyncLiteSubscriptionResponse> {
+        if let Err(d) = self.shared.access.check(
+            &super::access::caller(&req, "SyncLiteSubscription"),
+            &[],
+            std::time::SystemTime::now(),
+        ) {
+            return reply(SyncLiteSubscriptionResponse {
+                status: Some(super::access::body_status(&d)),
+            });
+        }
         reply(SyncLiteSubscriptionResponse {
             status: Some(not_implemented("SyncLiteSubscription")),
         })

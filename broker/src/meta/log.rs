@@ -13,6 +13,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,8 @@ pub(super) enum Op {
     DeleteTopic(String),
     PutGroup(GroupConfig),
     DeleteGroup(String),
+    PutUser(super::acl::User),
+    DeleteUser(String),
 }
 
 /// The open change log.
@@ -49,10 +52,12 @@ impl ChangeLog {
     /// it holds, oldest first. A damaged last record is cut off.
     pub(super) fn open(path: &Path) -> Result<(Self, Vec<Vec<Op>>)> {
         let existed = path.exists();
+        // Owner only: the log may hold users' secret keys.
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
+            .mode(0o600)
             .open(path)
             .map_err(io_err(path))?;
         if !existed {

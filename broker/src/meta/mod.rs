@@ -17,8 +17,10 @@
 //! [`Registry::version`] counts the changes since the registry was opened,
 //! so the broker can tell its name servers when its table changed.
 
+pub mod acl;
 mod config;
 mod log;
+mod users;
 
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -38,6 +40,7 @@ use crate::fsutil::{ensure_dir, lock_file, read_optional, write_atomic};
 struct Contents {
     topics: BTreeMap<String, TopicConfig>,
     groups: BTreeMap<String, GroupConfig>,
+    users: BTreeMap<String, acl::User>,
     /// Changes published since open.
     version: u64,
 }
@@ -57,6 +60,12 @@ impl Contents {
             Op::DeleteGroup(name) => {
                 self.groups.remove(&name);
             }
+            Op::PutUser(u) => {
+                self.users.insert(u.name().to_owned(), u);
+            }
+            Op::DeleteUser(name) => {
+                self.users.remove(&name);
+            }
         }
     }
 }
@@ -67,6 +76,10 @@ struct MetaFile {
     version: u32,
     topics: Vec<TopicConfig>,
     groups: Vec<GroupConfig>,
+    /// Users and their policies (secret keys included: the file is
+    /// readable by its owner only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    users: Vec<acl::User>,
 }
 
 const FILE_NAME: &str = "metadata.json";
@@ -120,6 +133,9 @@ impl Registry {
             }
             for g in file.groups {
                 contents.groups.insert(g.name().to_string(), g);
+            }
+            for u in file.users {
+                contents.users.insert(u.name().to_owned(), u);
             }
         }
         let (log, changes) = ChangeLog::open(&dir.join(LOG_NAME))?;
@@ -308,7 +324,7 @@ impl Registry {
                 c.apply(op);
             }
             c.version += 1;
-            (c.topics.len() + c.groups.len()) as u64
+            (c.topics.len() + c.groups.len() + c.users.len()) as u64
         };
         if log.records() > entries.max(COMPACT_MIN_RECORDS) {
             // The change is durable in the log already; a failed snapshot
@@ -320,6 +336,13 @@ impl Registry {
         Ok(out)
     }
 
+    /// Folds the log into the snapshot now (tests).
+    #[cfg(test)]
+    fn compact_now(&self) -> Result<()> {
+        let mut log = self.writer.lock();
+        self.compact(&mut log)
+    }
+
     /// Writes the whole registry as the snapshot, then empties the log.
     fn compact(&self, log: &mut ChangeLog) -> Result<()> {
         let file = {
@@ -328,11 +351,12 @@ impl Registry {
                 version: FILE_VERSION,
                 topics: c.topics.values().cloned().collect(),
                 groups: c.groups.values().cloned().collect(),
+                users: c.users.values().cloned().collect(),
             }
         };
         let bytes = serde_json::to_vec(&file)
             .map_err(|e| corrupt(&self.path, format!("cannot encode metadata: {e}")))?;
-        write_atomic(&self.path, &bytes, 0o644)?;
+        write_atomic(&self.path, &bytes, 0o600)?;
         log.reset()
     }
 }

@@ -44,6 +44,11 @@ struct GroupTopicLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DenialLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
 }
@@ -65,6 +70,7 @@ pub struct Metrics {
     bytes_out: Family<GroupTopicLabel, Counter>,
     sends_refused: Family<ReasonLabel, Counter>,
     connections: Family<OutcomeLabel, Counter>,
+    denials: Family<DenialLabel, Counter>,
     append_latency: Histogram,
     flush_latency: Histogram,
     flushed_bytes: Counter,
@@ -95,6 +101,7 @@ impl Metrics {
             bytes_out: Family::default(),
             sends_refused: Family::default(),
             connections: Family::default(),
+            denials: Family::default(),
             // 50 us to about 13 s.
             append_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 19)),
             flush_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 19)),
@@ -113,6 +120,11 @@ impl Metrics {
             "connections",
             "Connections accepted on the gRPC port, by outcome: plaintext, tls, refused_plaintext (TLS enforced), handshake_failed, silent (nothing sent in 10 s)",
             m.connections.clone(),
+        );
+        r.register(
+            "auth_denials",
+            "Requests refused by authentication (unauthenticated) or authorization (forbidden)",
+            m.denials.clone(),
         );
         r.register(
             "messages_in",
@@ -230,6 +242,12 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// A request was refused for `reason` (`unauthenticated`,
+    /// `forbidden`).
+    pub fn denied(&self, reason: &'static str) {
+        self.denials.get_or_create(&DenialLabel { reason }).inc();
     }
 
     /// A send's append took `took`.

@@ -8,7 +8,7 @@
 //! and lease keys in `[limits]` (`--limits-max-pending-sends`), its
 //! delayed delivery in `[delay]` (`--delay-precision-ms`), its
 //! transaction checks in `[transaction]` (`--transaction-max-checks`), TLS
-//! in `[tls]` (`--tls-mode` is `mode` there). An
+//! in `[tls]` (`--tls-mode` is `mode` there), request checks in `[auth]`. An
 //! unknown key is an error that names it, so a typo never goes unnoticed.
 //! `tern standalone` reads the broker's file format and refuses its
 //! cluster keys ([`BrokerFile::cluster_keys`]).
@@ -52,6 +52,8 @@ pub(crate) struct BrokerFile {
     pub delay: DelayFile,
     #[serde(default)]
     pub tls: super::tls::TlsFile,
+    #[serde(default)]
+    pub auth: super::auth::AuthFile,
 }
 
 impl BrokerFile {

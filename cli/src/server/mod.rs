@@ -5,6 +5,7 @@
 //! but the cluster ones ([`node`]) and serves with the broker's loop.
 
 mod addr;
+pub(crate) mod auth;
 pub(crate) mod broker;
 mod config;
 pub(crate) mod nameserver;

@@ -46,7 +46,8 @@ pub struct NodeArgs {
     /// with `_` (`data_dir`), the --store-* ones in a `[store]` table
     /// (`segment_bytes`), the --limits-* ones in `[limits]`, the --delay-*
     /// ones in `[delay]`, the --transaction-* ones in `[transaction]`, the
-    /// --tls-* ones in `[tls]`; unknown keys are refused
+    /// --tls-* ones in `[tls]`, the --auth-* ones in `[auth]`; unknown
+    /// keys are refused
     #[arg(long, value_name = "FILE", env = "TERN_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -174,6 +175,9 @@ pub struct NodeArgs {
 
     #[command(flatten)]
     pub tls: super::tls::TlsArgs,
+
+    #[command(flatten)]
+    pub auth: super::auth::AuthArgs,
 }
 
 impl NodeArgs {
@@ -307,6 +311,7 @@ impl NodeArgs {
             cfg.transaction.default_resolution = r;
         }
         cfg.tls = self.tls.resolve(&file.tls)?;
+        cfg.auth = self.auth.resolve(&file.auth)?;
         Ok((cfg, listen))
     }
 }
