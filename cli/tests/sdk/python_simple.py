@@ -2,7 +2,8 @@
 them with the official SimpleConsumer; exit 0 only if every message arrived
 exactly once. Arguments: ENDPOINT TOPIC GROUP N. With TERN_SDK_TLS=1 the
 clients connect with TLS (the CA to trust in GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
-which gRPC reads)."""
+which gRPC reads); TERN_SDK_ACCESS_KEY and TERN_SDK_SECRET_KEY are the
+credentials the clients sign their requests with."""
 
 import os
 import sys
@@ -14,7 +15,9 @@ from rocketmq import (ClientConfiguration, Credentials, FilterExpression,
 
 def main():
     endpoint, topic, group, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    config = ClientConfiguration(endpoint, Credentials())
+    credentials = Credentials(os.environ.get("TERN_SDK_ACCESS_KEY", ""),
+                              os.environ.get("TERN_SDK_SECRET_KEY", ""))
+    config = ClientConfiguration(endpoint, credentials)
     tls = os.environ.get("TERN_SDK_TLS") == "1"
 
     producer = Producer(config, (topic,), tls_enable=tls)

@@ -157,6 +157,15 @@ impl Standalone {
         self.tern = spawn(self._tmp.path(), &self.listen, &self.args);
     }
 
+    /// Stops the broker with SIGTERM and starts it again on the same data
+    /// directory and port with the settings `args` instead.
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.tern.terminate().unwrap();
+        self.args = args.iter().map(|&a| a.to_owned()).collect();
+        self.tern = spawn(self._tmp.path(), &self.listen, &self.args);
+    }
+
     /// Runs a client, asserts it succeeded and printed `expected`, and
     /// shows its output and the broker log otherwise. Returns its standard
     /// output.

@@ -29,12 +29,21 @@ func setUpSDK() {
 	rmq.ResetLogger()
 }
 
+// sessionCredentials are the credentials the clients sign their requests
+// with: TERN_SDK_ACCESS_KEY and TERN_SDK_SECRET_KEY, none when unset.
+func sessionCredentials() *credentials.SessionCredentials {
+	return &credentials.SessionCredentials{
+		AccessKey:    os.Getenv("TERN_SDK_ACCESS_KEY"),
+		AccessSecret: os.Getenv("TERN_SDK_SECRET_KEY"),
+	}
+}
+
 // startProducer starts a producer of topic on endpoint; opts add options
 // (e.g. a transaction checker).
 func startProducer(endpoint, topic string, opts ...rmq.ProducerOption) rmq.Producer {
 	opts = append([]rmq.ProducerOption{rmq.WithTopics(topic)}, opts...)
 	producer, err := rmq.NewProducer(
-		&rmq.Config{Endpoint: endpoint, Credentials: &credentials.SessionCredentials{}}, opts...)
+		&rmq.Config{Endpoint: endpoint, Credentials: sessionCredentials()}, opts...)
 	if err != nil {
 		fail("new producer: %v", err)
 	}
@@ -53,7 +62,7 @@ func startConsumer(endpoint, group, topic string, filter *rmq.FilterExpression,
 	await time.Duration) rmq.SimpleConsumer {
 	consumer, err := rmq.NewSimpleConsumer(
 		&rmq.Config{Endpoint: endpoint, ConsumerGroup: group,
-			Credentials: &credentials.SessionCredentials{}},
+			Credentials: sessionCredentials()},
 		rmq.WithSimpleAwaitDuration(await),
 		rmq.WithSimpleSubscriptionExpressions(map[string]*rmq.FilterExpression{topic: filter}),
 	)

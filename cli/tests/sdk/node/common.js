@@ -15,10 +15,18 @@ const logger = {
 
 // Options every client of ENDPOINT takes. With TERN_SDK_TLS=1 the
 // clients connect with TLS (the CA to trust in
-// GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, which grpc-js reads).
+// GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, which grpc-js reads); with
+// TERN_SDK_ACCESS_KEY and TERN_SDK_SECRET_KEY they sign their requests.
 function clientOptions(endpoint) {
   const sslEnabled = process.env.TERN_SDK_TLS === '1';
-  return { endpoints: endpoint, namespace: '', logger, sslEnabled };
+  const options = { endpoints: endpoint, namespace: '', logger, sslEnabled };
+  if (process.env.TERN_SDK_ACCESS_KEY) {
+    options.sessionCredentials = {
+      accessKey: process.env.TERN_SDK_ACCESS_KEY,
+      accessSecret: process.env.TERN_SDK_SECRET_KEY || '',
+    };
+  }
+  return options;
 }
 
 // A started producer of TOPIC; `extra` adds options (e.g. a checker).

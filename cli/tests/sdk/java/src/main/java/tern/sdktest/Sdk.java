@@ -5,8 +5,10 @@ import java.time.Duration;
 import java.util.Collections;
 import java.util.List;
 import org.apache.rocketmq.client.apis.ClientConfiguration;
+import org.apache.rocketmq.client.apis.ClientConfigurationBuilder;
 import org.apache.rocketmq.client.apis.ClientException;
 import org.apache.rocketmq.client.apis.ClientServiceProvider;
+import org.apache.rocketmq.client.apis.StaticSessionCredentialsProvider;
 import org.apache.rocketmq.client.apis.consumer.FilterExpression;
 import org.apache.rocketmq.client.apis.consumer.SimpleConsumer;
 import org.apache.rocketmq.client.apis.message.MessageView;
@@ -28,13 +30,20 @@ final class Sdk {
 
     /**
      * Settings for every client of {@code endpoint}: the client's default transport, TLS (without
-     * checking the certificate), which Tern serves next to plaintext on the same port.
+     * checking the certificate), which Tern serves next to plaintext on the same port; requests
+     * signed with TERN_SDK_ACCESS_KEY and TERN_SDK_SECRET_KEY when set.
      */
     static ClientConfiguration config(String endpoint) {
-        return ClientConfiguration.newBuilder()
+        ClientConfigurationBuilder builder = ClientConfiguration.newBuilder()
                 .setEndpoints(endpoint)
-                .setRequestTimeout(Duration.ofSeconds(10))
-                .build();
+                .setRequestTimeout(Duration.ofSeconds(10));
+        String accessKey = System.getenv("TERN_SDK_ACCESS_KEY");
+        if (accessKey != null && !accessKey.isEmpty()) {
+            String secretKey = System.getenv().getOrDefault("TERN_SDK_SECRET_KEY", "");
+            builder.setCredentialProvider(
+                    new StaticSessionCredentialsProvider(accessKey, secretKey));
+        }
+        return builder.build();
     }
 
     /** A started producer of {@code topic}. */
