@@ -41,7 +41,7 @@ const MESSAGING_RPCS: [&str; 17] = [
     "SyncLiteSubscription",
 ];
 
-const ADMIN_RPCS: [&str; 13] = [
+const ADMIN_RPCS: [&str; 20] = [
     "CreateTopic",
     "UpdateTopic",
     "DescribeTopic",
@@ -55,6 +55,13 @@ const ADMIN_RPCS: [&str; 13] = [
     "ClusterStatus",
     "GetMessage",
     "QueryMessages",
+    "CreateUser",
+    "ListUsers",
+    "UpdateUser",
+    "DeleteUser",
+    "GrantAccess",
+    "RevokeAccess",
+    "ListAccess",
 ];
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -256,6 +263,48 @@ impl TernAdmin for Probe {
         _: Request<admin::QueryMessagesRequest>,
     ) -> Result<Response<admin::QueryMessagesResponse>, Status> {
         named("QueryMessages")
+    }
+    async fn create_user(
+        &self,
+        _: Request<admin::CreateUserRequest>,
+    ) -> Result<Response<admin::CreateUserResponse>, Status> {
+        named("CreateUser")
+    }
+    async fn list_users(
+        &self,
+        _: Request<admin::ListUsersRequest>,
+    ) -> Result<Response<admin::ListUsersResponse>, Status> {
+        named("ListUsers")
+    }
+    async fn update_user(
+        &self,
+        _: Request<admin::UpdateUserRequest>,
+    ) -> Result<Response<admin::UpdateUserResponse>, Status> {
+        named("UpdateUser")
+    }
+    async fn delete_user(
+        &self,
+        _: Request<admin::DeleteUserRequest>,
+    ) -> Result<Response<admin::DeleteUserResponse>, Status> {
+        named("DeleteUser")
+    }
+    async fn grant_access(
+        &self,
+        _: Request<admin::GrantAccessRequest>,
+    ) -> Result<Response<admin::GrantAccessResponse>, Status> {
+        named("GrantAccess")
+    }
+    async fn revoke_access(
+        &self,
+        _: Request<admin::RevokeAccessRequest>,
+    ) -> Result<Response<admin::RevokeAccessResponse>, Status> {
+        named("RevokeAccess")
+    }
+    async fn list_access(
+        &self,
+        _: Request<admin::ListAccessRequest>,
+    ) -> Result<Response<admin::ListAccessResponse>, Status> {
+        named("ListAccess")
     }
 }
 

@@ -2,7 +2,9 @@
 //! (lag and the lookups themselves are in [`crate::consume`]).
 //!
 //! Unlike the RocketMQ service, this one reports failures as gRPC
-//! statuses: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT and so on.
+//! statuses: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT and so on. Each
+//! RPC first checks its caller (`admin_access`: what each needs, and the
+//! audit line of each change); users and access rules are in `users`.
 
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use tern_protocol::admin::{self as pb, *};
 use tern_store::Store;
 use tonic::{Request, Response, Status};
 
+use super::admin_access::{self as needs, CREATE, DELETE, EVERY, GET, LIST, UPDATE};
+use super::users;
 use crate::auth::Access;
 use crate::consume::{self, Consume, Query};
 use crate::error::BrokerError;
@@ -22,14 +26,14 @@ use crate::wire::topic_out;
 /// Queues of a topic created without a queue count.
 pub const DEFAULT_QUEUES: u32 = 8;
 
-type Reply<T> = Result<Response<T>, Status>;
+pub(super) type Reply<T> = Result<Response<T>, Status>;
 
 /// The admin service over the broker core. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    access: Arc<Access>,
+    pub(super) access: Arc<Access>,
     store: Arc<Store>,
-    registry: Arc<Registry>,
+    pub(super) registry: Arc<Registry>,
     consume: Arc<Consume>,
     /// The broker's name and addresses, for ClusterStatus.
     name: String,
@@ -56,7 +60,7 @@ impl Admin {
     }
 }
 
-fn grpc(e: BrokerError) -> Status {
+pub(super) fn grpc(e: BrokerError) -> Status {
     let msg = e.to_string();
     match e {
         BrokerError::TopicNotFound(_) | BrokerError::GroupNotFound(_) => Status::not_found(msg),
@@ -151,16 +155,21 @@ fn message_out(m: tern_store::StoredMessage) -> pb::StoredMessage {
 #[tonic::async_trait]
 impl TernAdmin for Admin {
     async fn create_topic(&self, req: Request<CreateTopicRequest>) -> Reply<CreateTopicResponse> {
+        let name = req.get_ref().topic.as_ref().map_or("", |t| t.name.as_str());
+        let who = self.admit(&req, "CreateTopic", &needs::topic(name, CREATE))?;
         let cfg = topic_in(req.into_inner().topic, None)?;
         let registry = self.registry.clone();
         let out = topic_out(&cfg);
         blocking(move || registry.create_topic(cfg))
             .await
             .map_err(grpc)?;
+        who.audit(&format!("topic {}", out.name));
         Ok(Response::new(CreateTopicResponse { topic: Some(out) }))
     }
 
     async fn update_topic(&self, req: Request<UpdateTopicRequest>) -> Reply<UpdateTopicResponse> {
+        let name = req.get_ref().topic.as_ref().map_or("", |t| t.name.as_str());
+        let who = self.admit(&req, "UpdateTopic", &needs::topic(name, UPDATE))?;
         let t = req.into_inner().topic;
         let name = t.as_ref().map(|t| t.name.clone()).unwrap_or_default();
         let base = self.registry.topic(&name).map_err(grpc)?;
@@ -170,6 +179,7 @@ impl TernAdmin for Admin {
         blocking(move || registry.update_topic(cfg))
             .await
             .map_err(grpc)?;
+        who.audit(&format!("topic {name}"));
         Ok(Response::new(UpdateTopicResponse { topic: Some(out) }))
     }
 
@@ -177,7 +187,9 @@ impl TernAdmin for Admin {
         &self,
         req: Request<DescribeTopicRequest>,
     ) -> Reply<DescribeTopicResponse> {
-        let t = self.registry.topic(&req.get_ref().name).map_err(grpc)?;
+        let name = req.get_ref().name.as_str();
+        self.admit(&req, "DescribeTopic", &needs::topic(name, GET))?;
+        let t = self.registry.topic(name).map_err(grpc)?;
         let queues = (0..t.queues())
             .map(|q| {
                 let (min, max) = self.store.queue_range(t.name().as_str(), q);
@@ -194,31 +206,44 @@ impl TernAdmin for Admin {
         }))
     }
 
-    async fn list_topics(&self, _: Request<ListTopicsRequest>) -> Reply<ListTopicsResponse> {
+    async fn list_topics(&self, req: Request<ListTopicsRequest>) -> Reply<ListTopicsResponse> {
+        self.admit(&req, "ListTopics", &needs::topic(EVERY, LIST))?;
         let topics = self.registry.topics().iter().map(topic_out).collect();
         Ok(Response::new(ListTopicsResponse { topics }))
     }
 
     async fn delete_topic(&self, req: Request<DeleteTopicRequest>) -> Reply<DeleteTopicResponse> {
+        let who = self.admit(
+            &req,
+            "DeleteTopic",
+            &needs::topic(&req.get_ref().name, DELETE),
+        )?;
         let registry = self.registry.clone();
         let name = req.into_inner().name;
+        let target = format!("topic {name}");
         blocking(move || registry.delete_topic(&name))
             .await
             .map_err(grpc)?;
+        who.audit(&target);
         Ok(Response::new(DeleteTopicResponse {}))
     }
 
     async fn create_group(&self, req: Request<CreateGroupRequest>) -> Reply<CreateGroupResponse> {
+        let name = req.get_ref().group.as_ref().map_or("", |g| g.name.as_str());
+        let who = self.admit(&req, "CreateGroup", &needs::group(name, CREATE))?;
         let cfg = group_in(req.into_inner().group, GroupConfig::DEFAULT_MAX_RETRIES)?;
         let registry = self.registry.clone();
         let out = group_out(&cfg);
         blocking(move || registry.create_group(cfg))
             .await
             .map_err(grpc)?;
+        who.audit(&format!("group {}", out.name));
         Ok(Response::new(CreateGroupResponse { group: Some(out) }))
     }
 
     async fn update_group(&self, req: Request<UpdateGroupRequest>) -> Reply<UpdateGroupResponse> {
+        let name = req.get_ref().group.as_ref().map_or("", |g| g.name.as_str());
+        let who = self.admit(&req, "UpdateGroup", &needs::group(name, UPDATE))?;
         let g = req.into_inner().group;
         let name = g.as_ref().map(|g| g.name.clone()).unwrap_or_default();
         let base = self.registry.group(&name).map_err(grpc)?;
@@ -228,6 +253,7 @@ impl TernAdmin for Admin {
         blocking(move || registry.update_group(cfg))
             .await
             .map_err(grpc)?;
+        who.audit(&format!("group {name}"));
         Ok(Response::new(UpdateGroupResponse { group: Some(out) }))
     }
 
@@ -235,7 +261,9 @@ impl TernAdmin for Admin {
         &self,
         req: Request<DescribeGroupRequest>,
     ) -> Reply<DescribeGroupResponse> {
-        let g = self.registry.group(&req.get_ref().name).map_err(grpc)?;
+        let name = req.get_ref().name.as_str();
+        self.admit(&req, "DescribeGroup", &needs::group(name, GET))?;
+        let g = self.registry.group(name).map_err(grpc)?;
         Ok(Response::new(DescribeGroupResponse {
             group: Some(group_out(&g)),
             topics: self
@@ -247,24 +275,33 @@ impl TernAdmin for Admin {
         }))
     }
 
-    async fn list_groups(&self, _: Request<ListGroupsRequest>) -> Reply<ListGroupsResponse> {
+    async fn list_groups(&self, req: Request<ListGroupsRequest>) -> Reply<ListGroupsResponse> {
+        self.admit(&req, "ListGroups", &needs::group(EVERY, LIST))?;
         let groups = self.registry.groups().iter().map(group_out).collect();
         Ok(Response::new(ListGroupsResponse { groups }))
     }
 
     async fn delete_group(&self, req: Request<DeleteGroupRequest>) -> Reply<DeleteGroupResponse> {
+        let who = self.admit(
+            &req,
+            "DeleteGroup",
+            &needs::group(&req.get_ref().name, DELETE),
+        )?;
         let registry = self.registry.clone();
         let name = req.into_inner().name;
+        let target = format!("group {name}");
         blocking(move || registry.delete_group(&name))
             .await
             .map_err(grpc)?;
+        who.audit(&target);
         Ok(Response::new(DeleteGroupResponse {}))
     }
 
     async fn cluster_status(
         &self,
-        _: Request<ClusterStatusRequest>,
+        req: Request<ClusterStatusRequest>,
     ) -> Reply<ClusterStatusResponse> {
+        self.admit(&req, "ClusterStatus", &needs::topic(EVERY, LIST))?;
         let s = self.store.stats();
         let broker = BrokerStatus {
             name: self.name.clone(),
@@ -284,7 +321,9 @@ impl TernAdmin for Admin {
     }
 
     async fn get_message(&self, req: Request<GetMessageRequest>) -> Reply<GetMessageResponse> {
-        let id = req.into_inner().message_id;
+        // Who is calling first; what it may see once the topics are known.
+        self.admit(&req, "GetMessage", &[])?;
+        let id = req.get_ref().message_id.clone();
         if id.is_empty() {
             return Err(Status::invalid_argument("message id is required"));
         }
@@ -294,6 +333,11 @@ impl TernAdmin for Admin {
                 "no message with id {id} is stored"
             )));
         }
+        let mut topics: Vec<&str> = found.iter().map(|m| m.message.topic.as_str()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        let needs: Vec<_> = topics.iter().flat_map(|t| needs::topic(t, GET)).collect();
+        self.admit(&req, "GetMessage", &needs)?;
         Ok(Response::new(GetMessageResponse {
             messages: found.into_iter().map(message_out).collect(),
         }))
@@ -303,6 +347,11 @@ impl TernAdmin for Admin {
         &self,
         req: Request<QueryMessagesRequest>,
     ) -> Reply<QueryMessagesResponse> {
+        self.admit(
+            &req,
+            "QueryMessages",
+            &needs::topic(&req.get_ref().topic, GET),
+        )?;
         let req = req.into_inner();
         let q = Query::new(req.key, req.since_ms, req.until_ms, req.max_messages).map_err(grpc)?;
         let (found, truncated) = self.consume.query(&req.topic, q).await.map_err(grpc)?;
@@ -310,5 +359,36 @@ impl TernAdmin for Admin {
             messages: found.into_iter().map(message_out).collect(),
             truncated,
         }))
+    }
+
+    async fn create_user(&self, req: Request<CreateUserRequest>) -> Reply<CreateUserResponse> {
+        users::create(self, req).await
+    }
+
+    async fn list_users(&self, req: Request<ListUsersRequest>) -> Reply<ListUsersResponse> {
+        users::list(self, req)
+    }
+
+    async fn update_user(&self, req: Request<UpdateUserRequest>) -> Reply<UpdateUserResponse> {
+        users::update(self, req).await
+    }
+
+    async fn delete_user(&self, req: Request<DeleteUserRequest>) -> Reply<DeleteUserResponse> {
+        users::delete(self, req).await
+    }
+
+    async fn grant_access(&self, req: Request<GrantAccessRequest>) -> Reply<GrantAccessResponse> {
+        users::grant(self, req).await
+    }
+
+    async fn revoke_access(
+        &self,
+        req: Request<RevokeAccessRequest>,
+    ) -> Reply<RevokeAccessResponse> {
+        users::revoke(self, req).await
+    }
+
+    async fn list_access(&self, req: Request<ListAccessRequest>) -> Reply<ListAccessResponse> {
+        users::list_access(self, req)
     }
 }

@@ -18,6 +18,7 @@
 
 mod access;
 mod admin;
+mod admin_access;
 mod convert;
 mod offsets;
 mod receive;
@@ -26,6 +27,7 @@ mod service;
 mod status;
 mod telemetry;
 mod transaction;
+mod users;
 
 use std::sync::Arc;
 
