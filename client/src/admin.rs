@@ -8,6 +8,7 @@ use tern_protocol::admin::tern_admin_client::TernAdminClient;
 use tonic::transport::Channel;
 
 use crate::ClientError;
+use crate::credentials::Credentials;
 use crate::endpoint::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoints};
 use crate::types::{
     self, ClusterStatus, Group, GroupDetails, GroupSpec, MessageQuery, MessageQueryResult,
@@ -38,6 +39,8 @@ const MAX_ANSWER_BYTES: usize = 32 << 20;
 pub struct AdminClient {
     inner: TernAdminClient<Channel>,
     call_timeout: Duration,
+    /// Signs every request when set.
+    credentials: Option<Credentials>,
 }
 
 impl AdminClient {
@@ -63,13 +66,29 @@ impl AdminClient {
         Ok(Self {
             inner: TernAdminClient::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES),
             call_timeout,
+            credentials: None,
         })
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    /// Signs every request with `credentials` (a broker with
+    /// authentication on refuses unsigned ones); `None` signs none.
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.call_timeout);
+        if let Some(c) = &self.credentials {
+            c.sign(request.metadata_mut(), std::time::SystemTime::now());
+        }
         request
+    }
+
+    pub(crate) fn service(&self) -> TernAdminClient<Channel> {
+        self.inner.clone()
     }
 
     /// Creates a topic; unset fields take the broker's defaults (8 queues,

@@ -3,7 +3,7 @@
 //! - [`AdminClient`]: Tern's admin API (`tern.admin.v1.TernAdmin`):
 //!   create, update, describe, list and delete topics and consumer groups,
 //!   a group's lag per queue, cluster status, and finding stored messages
-//!   by id, key or store time.
+//!   by id, key or store time; users and their access rules.
 //! - [`MessagingClient`]: a small client of the RocketMQ 5 messaging
 //!   service (`apache.rocketmq.v2.MessagingService`): send, receive and
 //!   acknowledge. It is meant for tools and tests; applications should use
@@ -15,9 +15,13 @@
 //! Rust values, checked when they arrive ([`Topic`], [`GroupDetails`],
 //! [`ReceivedMessage`]...), never protobuf types. Every failure is a
 //! [`ClientError`] that reads as one line with the status the server gave.
+//!
+//! For a broker with authentication on, both sign every request with a
+//! user's [`Credentials`] (`with_credentials`), as the RocketMQ SDKs do.
 #![forbid(unsafe_code)]
 
 mod admin;
+mod credentials;
 mod endpoint;
 mod error;
 mod message_id;
@@ -25,9 +29,11 @@ mod messages;
 mod messaging;
 mod route;
 mod types;
+mod users;
 mod wire;
 
 pub use admin::AdminClient;
+pub use credentials::{AUTHORIZATION_HEADER, Credentials, DATE_TIME_HEADER};
 pub use endpoint::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoints, error_chain};
 pub use error::{ClientError, code_name, grpc_code_name};
 pub use message_id::MessageIdGenerator;
@@ -38,3 +44,4 @@ pub use types::{
     BrokerStatus, ClusterStatus, Group, GroupDetails, GroupSpec, MessageQuery, MessageQueryResult,
     QueueLag, QueueRange, StoreStats, StoredMessage, Topic, TopicDetails, TopicLag, TopicSpec,
 };
+pub use users::{AccessRule, Action, CreatedUser, Decision, ResourceKind, User, UserKind};

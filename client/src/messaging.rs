@@ -15,6 +15,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
 use crate::ClientError;
+use crate::credentials::Credentials;
 use crate::endpoint::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoints};
 use crate::message_id::MessageIdGenerator;
 use crate::messages::{OutgoingMessage, ReceiveOptions, ReceivedMessage, SendReceipt};
@@ -69,6 +70,8 @@ pub struct MessagingClient {
     next_queue: AtomicUsize,
     /// Round-robin position over the brokers to receive from.
     next_broker: AtomicUsize,
+    /// Signs every request when set.
+    credentials: Option<Credentials>,
 }
 
 impl MessagingClient {
@@ -106,7 +109,16 @@ impl MessagingClient {
             routes: Mutex::new(HashMap::new()),
             next_queue: AtomicUsize::new(0),
             next_broker: AtomicUsize::new(0),
+            credentials: None,
         })
+    }
+
+    /// Signs every request with `credentials` (a broker with
+    /// authentication on refuses unsigned ones); `None` signs none.
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// The id this client gives itself in every call's metadata.
@@ -124,6 +136,9 @@ impl MessagingClient {
         md.insert(LANGUAGE_HEADER, MetadataValue::from_static("RUST"));
         md.insert(PROTOCOL_HEADER, MetadataValue::from_static("v2"));
         md.insert(PROTOCOL_VERSION_HEADER, MetadataValue::from_static("2.1.2"));
+        if let Some(c) = &self.credentials {
+            c.sign(md, std::time::SystemTime::now());
+        }
         request
     }
 
