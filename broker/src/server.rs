@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern_protocol::admin::tern_admin_server::TernAdminServer;
+use tern_protocol::shutdown;
 use tern_protocol::v2::messaging_service_server::MessagingServiceServer;
 use tern_store::{Store, StoreConfig};
 use tern_tls::{ClientTlsConfig, ServerTls, ServerTlsConfig};
@@ -180,8 +181,9 @@ impl Broker {
 
     /// Serves the messaging and admin services on `listener` until
     /// `shutdown` resolves; then stops accepting, ends the open telemetry
-    /// streams and long polls, lets in-flight calls finish, and closes the
-    /// consumption state and the store.
+    /// streams and long polls, lets in-flight calls finish (closing the
+    /// connections still open after 5 s), and closes the consumption
+    /// state and the store.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -304,7 +306,8 @@ impl Broker {
         // The services hold the rest of the domain; the loops their own.
         drop((produce, consume));
         health.set_ready(true);
-        let served = tonic::transport::Server::builder()
+        let (shutdown, fired) = shutdown::signal_with_grace(shutdown);
+        let server = tonic::transport::Server::builder()
             .add_service(
                 MessagingServiceServer::new(messaging)
                     .max_decoding_message_size(max_request_bytes(self.cfg.store.max_body_bytes)),
@@ -313,8 +316,15 @@ impl Broker {
             .serve_with_incoming_shutdown(
                 Arc::clone(&self.tls).incoming_observed(listener, Some(observer)),
                 shutdown,
-            )
+            );
+        let served = shutdown::bounded(server, fired, shutdown::GRACE)
             .await
+            .unwrap_or_else(|| {
+                // Connections that outlived the grace end now, and with
+                // them the services they hold.
+                self.tls.close_connections();
+                Ok(())
+            })
             .map_err(|e| BrokerError::Failed(format!("gRPC server failed: {e}")));
         health.set_ready(false);
         messaging_done(renewals, http_stop, http).await;

@@ -95,6 +95,34 @@ fn accepts_connections_on_the_listen_port() {
     assert!(log.contains(STORE_CLOSED), "{log}");
 }
 
+/// A client that opened an HTTP/2 connection and then never answers (a
+/// frozen or hostile one) does not hold the shutdown: after the grace
+/// period its connection is closed and the broker exits 0 with its store
+/// closed, while that client still holds the socket.
+#[test]
+fn a_client_that_never_answers_does_not_hold_a_shutdown() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut tern =
+        TernProcess::standalone_with(TERN, tmp.path().join("data"), &["--listen", &listen])
+            .unwrap();
+    tern.wait_for_log("listening", Duration::from_secs(30))
+        .unwrap();
+    let mut silent = TcpStream::connect(&listen).unwrap();
+    // The client preface and an empty SETTINGS frame; then nothing, ever.
+    silent
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let status = tern.terminate().unwrap();
+    let log = tern.log().unwrap();
+    assert_eq!(status.code(), Some(0), "exit status {status}; log:\n{log}");
+    assert!(log.contains("after the shutdown grace period"), "{log}");
+    assert!(log.contains(STORE_CLOSED), "{log}");
+    drop(silent);
+}
+
 /// `--metrics-listen` serves Prometheus metrics and the health endpoints.
 #[test]
 fn serves_metrics_and_health_when_asked() {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tern_protocol::nameserver::tern_nameserver_server::TernNameserverServer;
+use tern_protocol::shutdown;
 use tern_protocol::v2::messaging_service_server::MessagingServiceServer;
 use tern_tls::{ServerTls, ServerTlsConfig};
 use tokio::net::TcpListener;
@@ -115,7 +116,8 @@ impl Nameserver {
             closing_tx.send_replace(true);
         };
         ready.store(true, Ordering::Relaxed);
-        let served = tonic::transport::Server::builder()
+        let (shutdown, fired) = shutdown::signal_with_grace(shutdown);
+        let server = tonic::transport::Server::builder()
             .add_service(TernNameserverServer::new(Service::new(Arc::clone(
                 &self.registry,
             ))))
@@ -123,8 +125,15 @@ impl Nameserver {
                 Arc::clone(&self.registry),
                 closing_rx,
             )))
-            .serve_with_incoming_shutdown(Arc::clone(&self.tls).incoming(listener), shutdown)
+            .serve_with_incoming_shutdown(Arc::clone(&self.tls).incoming(listener), shutdown);
+        let served = shutdown::bounded(server, fired, shutdown::GRACE)
             .await
+            .unwrap_or_else(|| {
+                // Connections that outlived the grace end now, and with
+                // them the services they hold.
+                self.tls.close_connections();
+                Ok(())
+            })
             .map_err(NameserverError::Serve);
         expiry.abort();
         let _ = http_stop.send(());

@@ -1,5 +1,6 @@
 //! One accepted connection, TLS or plaintext, as tonic serves it.
 
+use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,13 +8,26 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-/// An accepted connection: plaintext, or TLS after its handshake.
-#[derive(Debug)]
+/// An accepted connection: plaintext, or TLS after its handshake. Its
+/// reads and writes fail once its port's connections are closed
+/// ([`crate::ServerTls::close_connections`]).
 pub struct Conn {
     info: TcpConnectInfo,
     io: Io,
+    /// Ready once the port's connections are to be closed.
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("info", &self.info)
+            .field("io", &self.io)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -23,18 +37,37 @@ enum Io {
 }
 
 impl Conn {
-    pub(crate) fn plain(stream: TcpStream) -> Self {
+    pub(crate) fn plain(stream: TcpStream, closed: &CancellationToken) -> Self {
         Self {
             info: info(&stream),
             io: Io::Plain(stream),
+            closed: Box::pin(closed.clone().cancelled_owned()),
         }
     }
 
-    pub(crate) fn tls(stream: TlsStream<TcpStream>) -> Self {
+    pub(crate) fn tls(stream: TlsStream<TcpStream>, closed: &CancellationToken) -> Self {
         Self {
             info: info(stream.get_ref().0),
             io: Io::Tls(Box::new(stream)),
+            closed: Box::pin(closed.clone().cancelled_owned()),
         }
+    }
+
+    /// `poll` as it is, unless it is pending and the port's connections
+    /// have been closed: then an error. (Only a pending operation looks,
+    /// so the cost is off the path of reads and writes that proceed.)
+    fn unless_closed<T>(
+        closed: &mut Pin<Box<WaitForCancellationFutureOwned>>,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if poll.is_pending() && closed.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the server closed its connections",
+            )));
+        }
+        poll
     }
 
     /// Whether the connection is TLS.
@@ -66,10 +99,12 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let poll = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        };
+        Self::unless_closed(&mut this.closed, cx, poll)
     }
 }
 
@@ -79,10 +114,12 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let poll = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        };
+        Self::unless_closed(&mut this.closed, cx, poll)
     }
 
     fn poll_write_vectored(
@@ -90,10 +127,12 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let poll = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        };
+        Self::unless_closed(&mut this.closed, cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -104,10 +143,12 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let poll = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_flush(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        };
+        Self::unless_closed(&mut this.closed, cx, poll)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::cert::{self, Current};
 use crate::{Conn, TlsError};
@@ -155,6 +156,8 @@ pub struct ServerTls {
     /// `None` when disabled.
     acceptor: Option<(TlsAcceptor, Arc<Current>)>,
     reload_interval: Duration,
+    /// Cancelled to close every connection accepted.
+    closed: CancellationToken,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -175,6 +178,7 @@ impl ServerTls {
                 mode: cfg.mode,
                 acceptor: None,
                 reload_interval: cfg.reload_interval,
+                closed: CancellationToken::new(),
             });
         }
         if cfg.reload_interval.is_zero() {
@@ -254,6 +258,7 @@ impl ServerTls {
             mode: cfg.mode,
             acceptor: Some((TlsAcceptor::from(Arc::new(server)), current)),
             reload_interval: cfg.reload_interval,
+            closed: CancellationToken::new(),
         })
     }
 
@@ -263,11 +268,19 @@ impl ServerTls {
             mode: TlsMode::Disabled,
             acceptor: None,
             reload_interval: Duration::from_secs(10),
+            closed: CancellationToken::new(),
         }
     }
 
     pub fn mode(&self) -> TlsMode {
         self.mode
+    }
+
+    /// Makes every connection accepted so far, and from now on, fail its
+    /// pending reads and writes: for a shutdown whose grace has run out
+    /// (clients that do not close).
+    pub fn close_connections(&self) {
+        self.closed.cancel();
     }
 
     /// Accepts connections on `listener` until the returned stream is
@@ -299,7 +312,7 @@ impl ServerTls {
     /// slow).
     async fn classify(&self, stream: TcpStream, peer: SocketAddr) -> (Option<Conn>, Accepted) {
         let Some((acceptor, _)) = &self.acceptor else {
-            return (Some(Conn::plain(stream)), Accepted::Plaintext);
+            return (Some(Conn::plain(stream, &self.closed)), Accepted::Plaintext);
         };
         let work = async {
             let mut first = [0u8; 1];
@@ -309,7 +322,7 @@ impl ServerTls {
             }
             if first[0] == TLS_HANDSHAKE_RECORD {
                 return match acceptor.accept(stream).await {
-                    Ok(tls) => (Some(Conn::tls(tls)), Accepted::Tls),
+                    Ok(tls) => (Some(Conn::tls(tls, &self.closed)), Accepted::Tls),
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         (None, Accepted::HandshakeFailed)
@@ -322,7 +335,7 @@ impl ServerTls {
                     tokio::spawn(refuse_plaintext(stream));
                     (None, Accepted::RefusedPlaintext)
                 }
-                _ => (Some(Conn::plain(stream)), Accepted::Plaintext),
+                _ => (Some(Conn::plain(stream, &self.closed)), Accepted::Plaintext),
             }
         };
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, work).await {
@@ -368,7 +381,7 @@ async fn accept_loop(
             if let Some(o) = &observer {
                 o.accepted(Accepted::Plaintext);
             }
-            if tx.send(Ok(Conn::plain(stream))).await.is_err() {
+            if tx.send(Ok(Conn::plain(stream, &tls.closed))).await.is_err() {
                 return;
             }
             continue;

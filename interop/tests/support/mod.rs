@@ -46,6 +46,23 @@ impl Tern {
         }
     }
 
+    /// Stops the broker (SIGTERM) and starts it again on the same data
+    /// and port with `args` added to its command line. (Blocks the test's
+    /// thread while it waits: nothing else runs meanwhile.)
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.process.terminate().unwrap();
+        let listen = format!("127.0.0.1:{}", self.port);
+        let mut all = vec!["--listen", listen.as_str()];
+        all.extend_from_slice(args);
+        let bin = tern_harness::tern_bin().unwrap();
+        self.process =
+            TernProcess::standalone_with(bin, self._tmp.path().join("data"), &all).unwrap();
+        self.process
+            .wait_for_log("listening", Duration::from_secs(30))
+            .unwrap();
+    }
+
     async fn admin(&self) -> TernAdminClient<tonic::transport::Channel> {
         TernAdminClient::connect(format!("http://127.0.0.1:{}", self.port))
             .await
