@@ -1,13 +1,16 @@
 //! Administration and everyday use against a running Tern: `tern topic`,
-//! `tern group`, `tern cluster`, `tern produce`, `tern consume` and
-//! `tern message`.
+//! `tern group`, `tern cluster`, `tern produce`, `tern consume`,
+//! `tern message`, and `tern user` and `tern acl` (users and their access
+//! rules, for a broker with authentication on).
 //!
 //! Each command connects with `tern-client` to `--endpoint`, does one
 //! thing, and prints the result as a human table or, with `--output json`,
 //! as JSON (`produce` and `consume` print JSON lines: one object per
 //! message). Failures are one line naming what was attempted and the
-//! status the server gave, and a non-zero exit.
+//! status the server gave, and a non-zero exit. With --access-key and
+//! --secret-key every request is signed as that user.
 
+mod acl;
 mod cluster;
 mod consume;
 mod group;
@@ -15,11 +18,12 @@ mod message;
 mod output;
 mod produce;
 mod topic;
+mod user;
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use tern_client::{AdminClient, Endpoints, MessagingClient};
+use tern_client::{AdminClient, Credentials, Endpoints, MessagingClient};
 use tern_tls::{ClientTls, ClientTlsConfig};
 
 pub use output::Output;
@@ -56,6 +60,15 @@ pub enum AdminCommand {
     /// Find stored messages by id, by key or by store time
     #[command(subcommand, long_about = message::LONG_ABOUT)]
     Message(message::MessageCommand),
+
+    /// Create, list, update and delete the users a broker with
+    /// authentication on accepts
+    #[command(subcommand, long_about = user::LONG_ABOUT)]
+    User(user::UserCommand),
+
+    /// Grant, revoke and list what users may do with topics and groups
+    #[command(subcommand, long_about = acl::LONG_ABOUT)]
+    Acl(acl::AclCommand),
 }
 
 /// Where to connect and how to print: the options every command takes.
@@ -110,6 +123,27 @@ pub struct Conn {
     /// (encrypted, but the server is not authenticated); implies --tls
     #[arg(long, env = "TERN_INSECURE_SKIP_VERIFY", conflicts_with = "ca_file")]
     pub insecure_skip_verify: bool,
+
+    /// Sign every request as the user with this access key (for a broker
+    /// with authentication on); needs --secret-key
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "TERN_ACCESS_KEY",
+        requires = "secret_key"
+    )]
+    pub access_key: Option<String>,
+
+    /// The secret key of --access-key (prefer the variable: a flag shows
+    /// in the process list)
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TERN_SECRET_KEY",
+        hide_env_values = true,
+        requires = "access_key"
+    )]
+    pub secret_key: Option<String>,
 }
 
 impl Conn {
@@ -127,6 +161,20 @@ impl Conn {
         self.tls || self.ca_file.is_some() || self.insecure_skip_verify
     }
 
+    /// Whether the options give credentials.
+    pub(crate) fn wants_credentials(&self) -> bool {
+        self.access_key.is_some() || self.secret_key.is_some()
+    }
+
+    /// The credentials to sign with, if given.
+    fn credentials(&self) -> anyhow::Result<Option<Credentials>> {
+        match (&self.access_key, &self.secret_key) {
+            (Some(a), Some(s)) => Ok(Some(Credentials::new(a.as_str(), s.as_str())?)),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("--access-key and --secret-key go together"),
+        }
+    }
+
     /// The endpoints, dialled with the TLS the options ask for.
     fn endpoints(&self) -> anyhow::Result<Endpoints> {
         if !self.wants_tls() {
@@ -141,21 +189,25 @@ impl Conn {
     }
 
     async fn admin(&self) -> anyhow::Result<AdminClient> {
+        let credentials = self.credentials()?;
         Ok(AdminClient::connect_with(
             &self.endpoints()?,
             self.connect_timeout(),
             self.call_timeout(),
         )
-        .await?)
+        .await?
+        .with_credentials(credentials))
     }
 
     async fn messaging(&self) -> anyhow::Result<MessagingClient> {
+        let credentials = self.credentials()?;
         Ok(MessagingClient::connect_with(
             self.endpoints()?,
             self.connect_timeout(),
             self.call_timeout(),
         )
-        .await?)
+        .await?
+        .with_credentials(credentials))
     }
 }
 
@@ -175,6 +227,8 @@ pub(crate) fn run(command: AdminCommand) -> anyhow::Result<()> {
             AdminCommand::Produce(a) => produce::run(a).await,
             AdminCommand::Consume(a) => consume::run(a).await,
             AdminCommand::Message(c) => message::run(c).await,
+            AdminCommand::User(c) => user::run(c).await,
+            AdminCommand::Acl(c) => acl::run(c).await,
         }
     })
 }

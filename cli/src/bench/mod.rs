@@ -63,6 +63,13 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             "tern bench connects in plaintext only; drop --tls, --ca-file, --insecure-skip-verify and https://"
         );
     }
+    // Nor does it sign its requests.
+    if args.conn.wants_credentials() {
+        bail!(
+            "tern bench does not sign its requests; drop --access-key and --secret-key \
+             (TERN_ACCESS_KEY, TERN_SECRET_KEY) and bench a broker without authentication"
+        );
+    }
     let mut builder = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
