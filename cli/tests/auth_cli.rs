@@ -366,6 +366,44 @@ fn super_users_are_made_and_unmade() {
         ],
     );
     node.ok(ops, &["topic", "describe", "t"]);
+    // Message lookups need get on the message's topic.
+    node.ok(Some(ROOT), &["topic", "create", "m"]);
+    let sent = node.json(Some(ROOT), &["produce", "m", "--body", "m"]);
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    node.refused(
+        ops,
+        &["message", "get", &id],
+        "PERMISSION_DENIED: user `ops` may not get topic `m`",
+    );
+    node.refused(
+        ops,
+        &["message", "query", "--topic", "m"],
+        "PERMISSION_DENIED",
+    );
+    node.ok(
+        Some(ROOT),
+        &["acl", "grant", "ops", "--topic", "m", "--actions", "get"],
+    );
+    assert!(node.ok(ops, &["message", "get", &id]).contains(&id));
+    node.ok(ops, &["message", "query", "--topic", "m"]);
+    // And describing a group needs get on the group.
+    node.ok(Some(ROOT), &["group", "create", "g"]);
+    node.refused(ops, &["group", "describe", "g"], "PERMISSION_DENIED");
+    node.refused(ops, &["group", "delete", "g"], "PERMISSION_DENIED");
+    node.ok(
+        Some(ROOT),
+        &[
+            "acl",
+            "grant",
+            "ops",
+            "--group",
+            "g*",
+            "--actions",
+            "get,delete",
+        ],
+    );
+    node.ok(ops, &["group", "describe", "g"]);
+    node.ok(ops, &["group", "delete", "g"]);
     node.refused(
         Some(ROOT),
         &["user", "create", "bad name"],
