@@ -3,7 +3,7 @@
 //! values, length-prefixed strings. Decoding never panics; it returns
 //! `None` on any malformed input.
 
-use prost::encoding::{decode_varint, encode_varint};
+use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
 
 /// Appends encoded values to a byte vector.
 #[derive(Debug, Default)]
@@ -61,8 +61,12 @@ impl<'a> Reader<'a> {
 
     pub fn uvar(&mut self) -> Option<u64> {
         // Advances `buf` past the varint; refuses truncated and overlong
-        // ones (more than ten bytes, or a tenth byte above 1).
-        decode_varint(&mut self.buf).ok()
+        // ones (more than ten bytes, or a tenth byte above 1), and any but
+        // the shortest form, the one `Writer::uvar` writes (so a record
+        // read back is the record written: found by fuzzing).
+        let before = self.buf.len();
+        let v = decode_varint(&mut self.buf).ok()?;
+        (before - self.buf.len() == encoded_len_varint(v)).then_some(v)
     }
 
     pub fn u32var(&mut self) -> Option<u32> {
@@ -126,5 +130,11 @@ mod tests {
         assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x7f]).u32var(), None);
         assert_eq!(Reader::new(&[5, b'a']).str(), None);
         assert_eq!(Reader::new(&[1, 0xff]).str(), None);
+        // A value in a longer form than the shortest (60 as 0xbc 0x00),
+        // which the journal fuzzing found accepted: refused.
+        assert_eq!(Reader::new(&[0xbc, 0x00]).uvar(), None);
+        assert_eq!(Reader::new(&[0x80, 0x80, 0x00]).uvar(), None);
+        assert_eq!(Reader::new(&[60]).uvar(), Some(60));
+        assert_eq!(Reader::new(&[0x00]).uvar(), Some(0));
     }
 }

@@ -5,6 +5,7 @@
 //! formats the SDKs send are understood; a refused send stores nothing.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+#[allow(dead_code, reason = "this test uses part of the shared support")]
 mod grpc_support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -298,11 +298,7 @@ impl Access {
 
     /// Authenticates the caller and requires a super user (managing users
     /// and policies).
-    fn decide_super(
-        &self,
-        caller: &Caller<'_>,
-        now: SystemTime,
-    ) -> Result<Option<String>, Denied> {
+    fn decide_super(&self, caller: &Caller<'_>, now: SystemTime) -> Result<Option<String>, Denied> {
         let Some(name) = self.authenticate(caller, now)? else {
             return Ok(None);
         };

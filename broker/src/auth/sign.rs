@@ -215,4 +215,22 @@ mod tests {
             assert_eq!(parse_date_time(bad), None, "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// Fuzzing: any header and date a client sends is parsed or
+        /// refused, never a panic; a signature checks only with its key.
+        #[test]
+        fn fuzz_authorization_headers_and_dates(
+            header in "\\PC{0,200}",
+            signed in "MQv2-HMAC-SHA1 (Credential=[a-z/]{0,12}|Signature=[0-9A-Fa-f]{0,44}|SignedHeaders=[a-z-]{0,16}|, ){0,6}",
+            date in "[0-9T:+.Z -]{0,40}",
+        ) {
+            let _ = parse(&header);
+            if let Ok(Some(s)) = parse(&signed) {
+                proptest::prop_assert!(!verify("secret", &date, &s.signature) || s.signature.len() == 20);
+            }
+            let _ = parse_date_time(&date);
+            let _ = parse_date_time(&header);
+        }
+    }
 }

@@ -590,4 +590,15 @@ mod tests {
         let u = User::new("app", "very-secret-value", UserKind::Normal).unwrap();
         assert!(!format!("{u:?}").contains("very-secret-value"));
     }
+
+    proptest::proptest! {
+        /// Fuzzing the policy fields an admin sends.
+        #[test]
+        fn fuzz_patterns_networks_and_actions(s in "\\PC{0,60}", n in "[0-9a-f.:/]{0,45}") {
+            let _ = s.parse::<Pattern>();
+            let _ = s.parse::<Network>();
+            let _ = n.parse::<Network>().map(|net| net.contains("10.0.0.1".parse().unwrap()));
+            let _ = s.parse::<Action>();
+        }
+    }
 }

@@ -240,4 +240,21 @@ mod tests {
             Err(crate::BrokerError::Corrupt { .. })
         ));
     }
+
+    proptest::proptest! {
+        /// Fuzzing: arbitrary lines, and lines whose checksum is right
+        /// over arbitrary (or JSON-looking) text, never panic the decoder.
+        #[test]
+        fn fuzz_registry_log_lines(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            text in r#"\[\{"(put_topic|delete_topic|put_group|delete_group|put_user|delete_user)":[\PC]{0,120}"#,
+        ) {
+            let _ = decode(&bytes);
+            for body in [bytes.clone(), text.into_bytes()] {
+                let mut line = format!("{:08x} ", crc32c::crc32c(&body)).into_bytes();
+                line.extend_from_slice(&body);
+                let _ = decode(&line);
+            }
+        }
+    }
 }

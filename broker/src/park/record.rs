@@ -91,4 +91,17 @@ mod tests {
         j.flush().unwrap();
         assert_eq!(read::<Record>(&path).unwrap().records, all);
     }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Fuzzing, as for the consumption journal.
+        #[test]
+        fn fuzz_park_journal_frames(
+            payloads in proptest::collection::vec((0u8..8, proptest::collection::vec(proptest::num::u8::ANY, 0..40)).prop_map(|(tag, mut rest)| { rest.insert(0, tag); rest }), 0..8),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            crate::journal::fuzz::check::<Record>(&payloads, &tail);
+        }
+    }
 }

@@ -227,4 +227,20 @@ mod tests {
         );
         assert_eq!(j.len(), fs::metadata(&path).unwrap().len());
     }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Fuzzing (more cases: `PROPTEST_CASES=100000 cargo test -p
+        /// tern-broker --lib fuzz_`): well-framed arbitrary payloads and
+        /// arbitrary tails reach the decoder without a panic, and what it
+        /// accepts is exactly what it would have written.
+        #[test]
+        fn fuzz_pop_journal_frames(
+            payloads in proptest::collection::vec((0u8..8, proptest::collection::vec(proptest::num::u8::ANY, 0..80)).prop_map(|(tag, mut rest)| { rest.insert(0, tag); rest }), 0..8),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            crate::journal::fuzz::check::<Record>(&payloads, &tail);
+        }
+    }
 }

@@ -169,6 +169,7 @@ impl Standalone {
     /// Runs a client, asserts it succeeded and printed `expected`, and
     /// shows its output and the broker log otherwise. Returns its standard
     /// output.
+    #[allow(dead_code, reason = "each test crate uses part of this module")]
     #[track_caller]
     pub fn run_client(&self, what: &str, command: &mut Command, expected: &str) -> String {
         let out = command.output().unwrap();
