@@ -42,6 +42,14 @@ pub enum Error {
         #[source]
         source: Box<tern_client::ClientError>,
     },
+    /// Credentials could not be read from their Secret, or made.
+    #[error("credentials in Secret {secret}: {reason}")]
+    Credentials {
+        /// The Secret's name.
+        secret: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A finalizer could not be added, run or removed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -57,6 +65,7 @@ impl Error {
             Self::Json(_) => "Serialize",
             Self::Connect { .. } => "BrokerUnreachable",
             Self::Admin { .. } => "BrokerAdmin",
+            Self::Credentials { .. } => "Credentials",
             Self::Finalizer(_) => "Finalizer",
         }
     }

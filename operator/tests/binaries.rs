@@ -47,7 +47,8 @@ fn crdgen_prints_every_crd_and_writes_one_file_each() {
         [
             "brokerclusters.tern.dev",
             "topics.tern.dev",
-            "consumergroups.tern.dev"
+            "consumergroups.tern.dev",
+            "ternusers.tern.dev"
         ]
     );
     for (doc, (_, crd)) in docs.iter().zip(tern_operator::crd::all()) {
@@ -76,6 +77,7 @@ fn crdgen_prints_every_crd_and_writes_one_file_each() {
         [
             "brokerclusters.tern.dev.yaml",
             "consumergroups.tern.dev.yaml",
+            "ternusers.tern.dev.yaml",
             "topics.tern.dev.yaml"
         ]
     );

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tern_operator::crd::{self, BrokerCluster, ConsumerGroup, Topic};
+use tern_operator::crd::{self, BrokerCluster, ConsumerGroup, TernUser, Topic};
 
 const REGENERATE: &str =
     "cargo run -p tern-operator --bin crdgen -- crds charts/tern-operator/crds";
@@ -181,7 +181,11 @@ fn the_cluster_role_grants_what_the_controllers_use_and_no_delete() {
         ("tern.dev", "brokerclusters/status", &["patch"]),
         ("tern.dev", "topics/status", &["patch"]),
         ("tern.dev", "consumergroups/status", &["patch"]),
+        ("tern.dev", "ternusers", &["get", "list", "watch", "patch"]),
+        ("tern.dev", "ternusers/status", &["patch"]),
         ("tern.dev", "brokerclusters/finalizers", &["update"]),
+        ("tern.dev", "ternusers/finalizers", &["update"]),
+        ("", "secrets", &["get", "create", "patch"]),
         (
             "apps",
             "statefulsets",
@@ -318,6 +322,11 @@ fn every_example_parses_into_the_operator_types() {
                     validate_against_crd(doc, &crds[2].1, &origin);
                     let _: ConsumerGroup = check(doc, &origin);
                 }
+                "TernUser" => {
+                    validate_against_crd(doc, &crds[3].1, &origin);
+                    let u: TernUser = check(doc, &origin);
+                    assert_eq!(u.spec.cluster_ref.name, "dev", "{origin}");
+                }
                 "Deployment" => {
                     let _: Deployment = check(doc, &origin);
                 }
@@ -329,7 +338,13 @@ fn every_example_parses_into_the_operator_types() {
             kinds.push(kind);
         }
     }
-    for kind in ["BrokerCluster", "Topic", "ConsumerGroup", "Deployment"] {
+    for kind in [
+        "BrokerCluster",
+        "Topic",
+        "ConsumerGroup",
+        "TernUser",
+        "Deployment",
+    ] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} example");
     }
 }

@@ -17,7 +17,7 @@ use super::config::{BROKER_FILE, CONFIG_DIR, DATA_DIR, broker_toml, digest};
 use super::names::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_TEMPLATE_HASH, BROKER_PORT, Component, HTTP_PORT,
 };
-use super::{Owner, pod, tls};
+use super::{Owner, auth, pod, tls};
 use crate::error::Result;
 
 /// Name of the data volume (and of its claim template).
@@ -71,6 +71,7 @@ pub fn build(owner: &Owner<'_>, group: i32) -> Result<GroupObjects> {
             "--config".to_owned(),
             format!("{CONFIG_DIR}/{BROKER_FILE}"),
         ]),
+        env: Some(auth::broker_env(spec, names)).filter(|e| !e.is_empty()),
         ports: Some(vec![
             ContainerPort {
                 name: Some("grpc".to_owned()),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::names::{BROKER_PORT, HTTP_PORT, NAMESERVER_PORT, Names};
-use super::tls;
+use super::{auth, tls};
 use crate::crd::cluster::{BrokerClusterSpec, FlushPolicy, TlsMode};
 use crate::error::Result;
 
@@ -42,6 +42,16 @@ struct BrokerFile {
     heartbeat_interval_secs: i32,
     store: StoreSection,
     tls: TlsSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<AuthSection>,
+}
+
+/// The `[auth]` table of a broker with authentication `Acl`. The bootstrap
+/// user's keys come from the admin Secret through the environment, never
+/// through this file (a ConfigMap).
+#[derive(Serialize)]
+struct AuthSection {
+    enabled: bool,
 }
 
 /// The `[tls]` table both files share.
@@ -159,6 +169,7 @@ pub fn broker_toml(spec: &BrokerClusterSpec, names: &Names, group: i32) -> Resul
             max_body_bytes: config.max_body_bytes,
         },
         tls: TlsSection::new(spec),
+        auth: auth::enabled(spec).then_some(AuthSection { enabled: true }),
     };
     Ok(header(names) + &toml::to_string(&file)?)
 }

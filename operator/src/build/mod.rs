@@ -1,6 +1,7 @@
 //! Builders: pure functions from a `BrokerCluster` to the Kubernetes
 //! objects that run it. No I/O; the controller applies what they return.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod names;

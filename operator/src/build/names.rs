@@ -100,6 +100,12 @@ impl Names {
         format!("{}-tern", self.cluster)
     }
 
+    /// The Secret with the operator's admin credentials (authentication
+    /// `Acl`): `c-tern-admin`.
+    pub fn admin_secret(&self) -> String {
+        format!("{}-tern-admin", self.cluster)
+    }
+
     /// `host:port` of name server pod `ordinal`.
     pub fn nameserver_address(&self, ordinal: i32) -> String {
         let svc = self.nameserver();

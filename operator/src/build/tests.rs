@@ -664,3 +664,98 @@ fn the_tls_spec_reads_as_documented() {
         "modes are spelt like the CRD's other enums"
     );
 }
+
+fn acl_spec() -> BrokerClusterSpec {
+    let mut spec = sample_spec();
+    spec.authentication.type_ = crate::crd::cluster::AuthenticationType::Acl;
+    spec
+}
+
+#[test]
+fn acl_brokers_check_requests_with_the_admin_secret_as_bootstrap_user() {
+    let d = desired(&sample_cluster(acl_spec())).expect("builds");
+    let (ns_file, broker_file) = rendered(&d);
+    let auth_table = broker_file["auth"].as_table().expect("an [auth] table");
+    assert_eq!(auth_table["enabled"].as_bool(), Some(true));
+    // Only `enabled`: no key reaches the ConfigMap.
+    assert_eq!(keys(auth_table), ["enabled"]);
+    assert!(!ns_file.contains_key("auth"), "name servers check nothing");
+    let env = container(&d.groups[0].stateful_set)
+        .env
+        .as_ref()
+        .expect("the broker has variables");
+    let refs: Vec<(&str, &str, &str)> = env
+        .iter()
+        .map(|e| {
+            assert_eq!(e.value, None, "{}: no literal value", e.name);
+            let r = e
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+                .expect("from a Secret");
+            (e.name.as_str(), r.name.as_str(), r.key.as_str())
+        })
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            (
+                "TERN_AUTH_BOOTSTRAP_ACCESS_KEY",
+                "prod-tern-admin",
+                "accessKey"
+            ),
+            (
+                "TERN_AUTH_BOOTSTRAP_SECRET_KEY",
+                "prod-tern-admin",
+                "secretKey"
+            ),
+        ]
+    );
+    assert_eq!(container(&d.nameserver.stateful_set).env, None);
+    // Without authentication: no table, no variables.
+    let d = desired(&sample_cluster(sample_spec())).expect("builds");
+    let (_, broker_file) = rendered(&d);
+    assert!(!broker_file.contains_key("auth"));
+    assert_eq!(container(&d.groups[0].stateful_set).env, None);
+}
+
+#[test]
+fn turning_acl_on_rolls_the_brokers_only() {
+    let (ns_before, broker_before, hash_before) = templates(sample_spec());
+    let (ns_after, broker_after, hash_after) = templates(acl_spec());
+    assert_eq!(ns_before, ns_after, "the name servers are not restarted");
+    assert_ne!(broker_before, broker_after);
+    assert_ne!(hash_before, hash_after);
+    let config_hash = |spec| {
+        let d = desired(&sample_cluster(spec)).expect("builds");
+        pod_annotation(&d.groups[0].stateful_set, ANNOTATION_CONFIG_HASH)
+    };
+    assert_ne!(config_hash(sample_spec()), config_hash(acl_spec()));
+}
+
+#[test]
+fn the_admin_secret_is_owned_by_the_cluster_and_holds_the_operator_user() {
+    let cluster = sample_cluster(acl_spec());
+    let owner = Owner::new(&cluster).expect("an owner");
+    let key = auth::generate_secret_key().expect("random bytes");
+    let s = auth::admin_secret(&owner, &key);
+    assert_eq!(s.metadata.name.as_deref(), Some("prod-tern-admin"));
+    assert_eq!(s.metadata.namespace.as_deref(), Some("mq"));
+    assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    let o = &s.metadata.owner_references.as_ref().expect("owned")[0];
+    assert_eq!(
+        (o.kind.as_str(), o.uid.as_str()),
+        ("BrokerCluster", "1234-uid")
+    );
+    assert_eq!(
+        auth::secret_value(&s, "accessKey").as_deref(),
+        Some("tern-operator")
+    );
+    assert_eq!(auth::secret_value(&s, "secretKey"), Some(key.clone()));
+    let creds = auth::credentials_of(&s).expect("usable credentials");
+    assert_eq!(creds.access_key(), "tern-operator");
+    // Keys: 40 letters and digits, different every time.
+    assert_eq!(key.len(), auth::SECRET_KEY_LEN);
+    assert!(key.chars().all(|c| c.is_ascii_alphanumeric()), "{key}");
+    assert_ne!(key, auth::generate_secret_key().expect("random bytes"));
+}

@@ -4,6 +4,9 @@
 //!
 //! [`AdminClients`] implements it with tern-client's [`AdminClient`].
 //!
+//! Against a cluster with authentication `Acl` every call is signed with
+//! the admin credentials ([`BrokerAdmin::authenticated`]).
+//!
 //! An endpoint is `host:port` (plaintext) or `https://host:port` (TLS, for
 //! a cluster whose `spec.tls.mode` is `Enforcing`, see
 //! [`super::admin_endpoints`]). The operator does not verify the brokers'
@@ -18,16 +21,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tern_client::{AdminClient, ClientError, Endpoints, GroupSpec, TopicSpec};
+use tern_client::{
+    AccessRule, AdminClient, ClientError, Credentials, Endpoints, GroupSpec, TopicSpec, UserKind,
+};
 use tern_model::{GroupName, TopicName};
 use tern_tls::{ClientTls, ClientTlsConfig};
 
-use super::plan::{BrokerGroup, BrokerTopic};
+use super::plan::{BrokerGroup, BrokerTopic, BrokerUser};
 use crate::error::{Error, Result};
 
-/// Topic and group operations on one broker, addressed as `host:port`.
-/// Deleting something that does not exist succeeds.
-pub trait BrokerAdmin: Send + Sync + 'static {
+/// Topic, group and user operations on one broker, addressed as
+/// `host:port`. Deleting something that does not exist succeeds.
+pub trait BrokerAdmin: Send + Sync + Sized + 'static {
+    /// The same admin API, signing every call with `credentials` (none:
+    /// unsigned, for a cluster without authentication).
+    fn authenticated(&self, credentials: Option<Credentials>) -> Self;
     /// The topic `name`, or `None` if the broker has no such topic.
     fn describe_topic(
         &self,
@@ -68,6 +76,46 @@ pub trait BrokerAdmin: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
     /// Deletes the group `name`.
     fn delete_group(&self, endpoint: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// The user `name` with its rules (never its secret key), or `None`.
+    fn describe_user(
+        &self,
+        endpoint: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<BrokerUser>>> + Send;
+    /// Creates the user `name` with `secret_key`.
+    fn create_user(
+        &self,
+        endpoint: &str,
+        name: &str,
+        secret_key: &str,
+        super_user: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Sets the user's secret key, kind or both (`None` keeps it).
+    fn update_user(
+        &self,
+        endpoint: &str,
+        name: &str,
+        secret_key: Option<&str>,
+        super_user: Option<bool>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the user `name`.
+    fn delete_user(&self, endpoint: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Adds `rule`'s actions to the user's rule of the same resource,
+    /// pattern, decision and sources.
+    fn grant_access(
+        &self,
+        endpoint: &str,
+        user: &str,
+        rule: &AccessRule,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes `rule`'s actions from the user's rule of the same resource,
+    /// pattern, decision and sources.
+    fn revoke_access(
+        &self,
+        endpoint: &str,
+        user: &str,
+        rule: &AccessRule,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// How long connecting to a broker may take.
@@ -117,17 +165,19 @@ pub fn parse_endpoint(endpoint: &str) -> Result<Endpoints> {
 /// [`BrokerAdmin`] over tern-client's [`AdminClient`]: one client per
 /// broker, connected on first use and then kept (its channel reconnects by
 /// itself). A broker that cannot be reached fails the call, and the next
-/// call tries again.
+/// call tries again. [`BrokerAdmin::authenticated`] shares the connections
+/// and signs with other credentials.
 #[derive(Clone, Debug, Default)]
 pub struct AdminClients {
     clients: Arc<Mutex<HashMap<String, AdminClient>>>,
+    credentials: Option<Credentials>,
 }
 
 impl AdminClients {
     async fn client(&self, endpoint: &str) -> Result<AdminClient> {
         let cached = self.clients.lock().get(endpoint).cloned();
         if let Some(client) = cached {
-            return Ok(client);
+            return Ok(client.with_credentials(self.credentials.clone()));
         }
         let endpoints = parse_endpoint(endpoint)?;
         let client = AdminClient::connect_with(&endpoints, CONNECT_TIMEOUT, CALL_TIMEOUT)
@@ -136,7 +186,7 @@ impl AdminClients {
         self.clients
             .lock()
             .insert(endpoint.to_owned(), client.clone());
-        Ok(client)
+        Ok(client.with_credentials(self.credentials.clone()))
     }
 }
 
@@ -156,7 +206,90 @@ fn found<T>(endpoint: &str, r: Result<T, ClientError>) -> Result<Option<T>> {
     }
 }
 
+fn kind(super_user: bool) -> UserKind {
+    if super_user {
+        UserKind::Super
+    } else {
+        UserKind::Normal
+    }
+}
+
 impl BrokerAdmin for AdminClients {
+    fn authenticated(&self, credentials: Option<Credentials>) -> Self {
+        Self {
+            clients: self.clients.clone(),
+            credentials,
+        }
+    }
+
+    async fn describe_user(&self, endpoint: &str, name: &str) -> Result<Option<BrokerUser>> {
+        let client = self.client(endpoint).await?;
+        let users = found(endpoint, client.list_access(Some(name)).await)?;
+        Ok(users
+            .unwrap_or_default()
+            .into_iter()
+            .find(|u| u.name == name)
+            .map(|u| BrokerUser {
+                name: u.name,
+                super_user: u.kind == UserKind::Super,
+                rules: u.rules,
+            }))
+    }
+
+    async fn create_user(
+        &self,
+        endpoint: &str,
+        name: &str,
+        secret_key: &str,
+        super_user: bool,
+    ) -> Result<()> {
+        let client = self.client(endpoint).await?;
+        client
+            .create_user(name, Some(secret_key), kind(super_user))
+            .await
+            .map_err(|e| admin_error(endpoint, e))?;
+        Ok(())
+    }
+
+    async fn update_user(
+        &self,
+        endpoint: &str,
+        name: &str,
+        secret_key: Option<&str>,
+        super_user: Option<bool>,
+    ) -> Result<()> {
+        let client = self.client(endpoint).await?;
+        client
+            .update_user(name, secret_key, super_user.map(kind))
+            .await
+            .map_err(|e| admin_error(endpoint, e))?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, endpoint: &str, name: &str) -> Result<()> {
+        let client = self.client(endpoint).await?;
+        found(endpoint, client.delete_user(name).await)?;
+        Ok(())
+    }
+
+    async fn grant_access(&self, endpoint: &str, user: &str, rule: &AccessRule) -> Result<()> {
+        let client = self.client(endpoint).await?;
+        client
+            .grant_access(user, rule)
+            .await
+            .map_err(|e| admin_error(endpoint, e))?;
+        Ok(())
+    }
+
+    async fn revoke_access(&self, endpoint: &str, user: &str, rule: &AccessRule) -> Result<()> {
+        let client = self.client(endpoint).await?;
+        client
+            .revoke_access(user, rule)
+            .await
+            .map_err(|e| admin_error(endpoint, e))?;
+        Ok(())
+    }
+
     async fn describe_topic(&self, endpoint: &str, name: &str) -> Result<Option<BrokerTopic>> {
         let name = topic_name(endpoint, name)?;
         let client = self.client(endpoint).await?;

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::ListParams;
+use kube::api::{ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
@@ -19,9 +19,9 @@ use kube::{Api, Client, ResourceExt};
 use super::admin::BrokerAdmin;
 use super::rollout::{self, GroupState, Plan};
 use super::status::{self, Observed};
-use super::{Context, apply, apply_status, is_paused};
+use super::{Context, FIELD_MANAGER, apply, apply_status, is_paused};
 use crate::build::names::{LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY};
-use crate::build::{self, Desired, Owner};
+use crate::build::{self, Desired, Owner, auth};
 use crate::crd::common::{DEGRADED, Wanted, merge_conditions};
 use crate::crd::{BrokerCluster, BrokerClusterStatus};
 use crate::error::{Error, Result};
@@ -94,7 +94,10 @@ pub async fn reconcile<A: BrokerAdmin>(
     let applied = if paused {
         Ok(())
     } else {
-        apply_children(&ctx.client, &desired, &plan).await
+        match ensure_admin_secret(&ctx.client, &owner).await {
+            Ok(()) => apply_children(&ctx.client, &desired, &plan).await,
+            Err(e) => Err(e),
+        }
     };
 
     let groups_ready = desired
@@ -167,6 +170,35 @@ fn existing_groups(observed: &BTreeMap<i32, GroupState>, plan: &Plan, applied: b
         0
     };
     observed.len() + created
+}
+
+/// Creates the admin Secret of a cluster with authentication `Acl` when
+/// it does not exist yet, with a new random secret key. Never overwritten:
+/// brokers that started with a key keep it as their bootstrap user's until
+/// they restart. Comes before the StatefulSets, whose pods read it.
+async fn ensure_admin_secret(client: &Client, owner: &Owner<'_>) -> Result<()> {
+    if !auth::enabled(owner.spec) {
+        return Ok(());
+    }
+    let names = &owner.names;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), names.namespace());
+    if secrets.get_opt(&names.admin_secret()).await?.is_some() {
+        return Ok(());
+    }
+    let secret = auth::admin_secret(owner, &auth::generate_secret_key()?);
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    match secrets.create(&params, &secret).await {
+        Ok(_) => {
+            tracing::info!(secret = %names.admin_secret(), namespace = %names.namespace(), "created the admin Secret");
+            Ok(())
+        }
+        // Another pass (or replica) was first: keep its key.
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Applies the cluster-wide objects, then the broker groups the plan lets

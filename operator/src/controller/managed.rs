@@ -214,8 +214,16 @@ async fn apply<M: Managed, A: BrokerAdmin>(
         let endpoints = base.admin_endpoints(&cluster);
         let mut failures = Vec::new();
         let mut refused = None;
+        let admin = match base.admin_for(&cluster).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                failures.push(format!("no admin credentials yet: {e}"));
+                None
+            }
+        };
         for endpoint in &endpoints {
-            match obj.sync(&base.admin, endpoint).await {
+            let Some(admin) = admin.as_ref() else { break };
+            match obj.sync(admin, endpoint).await {
                 Ok(s) => {
                     synced += 1;
                     if let BrokerAction::Update(fields) = &s.action {
@@ -312,8 +320,9 @@ async fn cleanup<M: Managed, A: BrokerAdmin>(
         // unless the volumes are retained; nothing to delete one by one.
         return Ok(Action::await_change());
     }
+    let admin = base.admin_for(&cluster).await?;
     for endpoint in base.admin_endpoints(&cluster) {
-        obj.remove(&base.admin, &endpoint).await?;
+        obj.remove(&admin, &endpoint).await?;
         tracing::info!(
             controller = M::CONTROLLER,
             name = %obj.name_any(),

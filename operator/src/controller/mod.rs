@@ -1,5 +1,6 @@
-//! The controllers: `BrokerCluster` ([`cluster`]), and `Topic` and
-//! `ConsumerGroup` ([`managed`], one generic reconcile for both). The
+//! The controllers: `BrokerCluster` ([`cluster`]), `Topic` and
+//! `ConsumerGroup` ([`managed`], one generic reconcile for both), and
+//! `TernUser` ([`user`]). The
 //! decisions live in pure modules ([`rollout`], [`status`], [`plan`]); this
 //! module wires them to the Kubernetes API.
 
@@ -11,12 +12,14 @@ pub mod plan;
 pub mod rollout;
 pub mod status;
 pub mod topic;
+pub mod user;
 
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -104,6 +107,28 @@ impl<A: BrokerAdmin> Context<A> {
         }
     }
 
+    /// The admin API as `cluster`'s brokers want it called: signed with
+    /// the credentials of the admin Secret (`c-tern-admin`, read through
+    /// the API at each call, so a replaced Secret is used at once) when
+    /// the cluster has authentication `Acl`; unsigned otherwise.
+    pub async fn admin_for(&self, cluster: &BrokerCluster) -> Result<A> {
+        if !crate::build::auth::enabled(&cluster.spec) {
+            return Ok(self.admin.authenticated(None));
+        }
+        let names = Names::new(cluster.name_any(), cluster.namespace().unwrap_or_default());
+        let name = names.admin_secret();
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), names.namespace());
+        let secret = secrets
+            .get_opt(&name)
+            .await?
+            .ok_or_else(|| Error::Credentials {
+                secret: name.clone(),
+                reason: "not found (the BrokerCluster's reconcile creates it)".to_owned(),
+            })?;
+        let credentials = crate::build::auth::credentials_of(&secret)?;
+        Ok(self.admin.authenticated(Some(credentials)))
+    }
+
     /// The admin endpoints of `cluster`'s broker groups ([`admin_endpoints`]).
     pub fn admin_endpoints(&self, cluster: &BrokerCluster) -> Vec<String> {
         admin_endpoints(cluster, self.settings.admin_endpoint_override.as_deref())
@@ -127,12 +152,13 @@ pub fn admin_endpoints(cluster: &BrokerCluster, override_: Option<&str>) -> Vec<
         .collect()
 }
 
-/// Runs the three controllers until SIGTERM or Ctrl-C.
+/// Runs the four controllers until SIGTERM or Ctrl-C.
 pub async fn run_all<A: BrokerAdmin>(ctx: Arc<Context<A>>) {
     futures::join!(
         cluster::run(ctx.clone()),
         managed::run::<crate::crd::Topic, A>(ctx.clone()),
-        managed::run::<crate::crd::ConsumerGroup, A>(ctx),
+        managed::run::<crate::crd::ConsumerGroup, A>(ctx.clone()),
+        user::run(ctx),
     );
 }
 

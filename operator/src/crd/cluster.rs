@@ -58,8 +58,9 @@ pub struct BrokerClusterSpec {
     /// Prometheus metrics of the brokers and name servers.
     #[serde(default)]
     pub metrics: MetricsSpec,
-    /// Client authentication. Only `None` exists in v1alpha1; the field is
-    /// here so that adding ACLs later is not a breaking change.
+    /// Client authentication: `None` (default) or `Acl` (every request
+    /// signed by a user, checked against its access rules; users are
+    /// `TernUser` resources).
     #[serde(default)]
     pub authentication: AuthenticationSpec,
     /// TLS on the gRPC ports of the brokers and name servers. Default
@@ -379,7 +380,9 @@ impl Default for MetricsSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationSpec {
-    /// `None`: clients are not authenticated (the only mode so far).
+    /// `None`: clients are not authenticated. `Acl`: the brokers check
+    /// every request (signature and access rules); the operator keeps an
+    /// admin super user in the Secret `<cluster>-tern-admin`.
     #[serde(default, rename = "type")]
     pub type_: AuthenticationType,
 }
@@ -390,6 +393,9 @@ pub enum AuthenticationType {
     /// No authentication.
     #[default]
     None,
+    /// Requests are signed by users (access key, secret key) and checked
+    /// against their ACL 2.0-style rules.
+    Acl,
 }
 
 /// TLS on the gRPC ports of the brokers and name servers.

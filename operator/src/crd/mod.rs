@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod common;
 pub mod group;
 pub mod topic;
+pub mod user;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -14,6 +15,7 @@ use kube::CustomResourceExt;
 pub use cluster::{BrokerCluster, BrokerClusterSpec, BrokerClusterStatus};
 pub use group::{ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus};
 pub use topic::{Topic, TopicSpec, TopicStatus};
+pub use user::{TernUser, TernUserSpec, TernUserStatus};
 
 /// The API group of every Tern resource.
 pub const API_GROUP: &str = "tern.dev";
@@ -24,6 +26,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("brokerclusters.tern.dev.yaml", BrokerCluster::crd()),
         ("topics.tern.dev.yaml", Topic::crd()),
         ("consumergroups.tern.dev.yaml", ConsumerGroup::crd()),
+        ("ternusers.tern.dev.yaml", TernUser::crd()),
     ]
 }
 
