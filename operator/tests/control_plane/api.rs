@@ -82,6 +82,7 @@ async fn crds_install_and_every_example_passes_a_server_side_dry_run() {
         [
             "brokerclusters.tern.dev",
             "consumergroups.tern.dev",
+            "ternusers.tern.dev",
             "topics.tern.dev"
         ]
     );

@@ -37,7 +37,7 @@ const GROUP: &str = "billing";
 /// The `tern` binary: `TERN_BIN`, else the one beside `tern-operator` in
 /// this build's target folder (whatever `CARGO_TARGET_DIR` was), else what
 /// `tern_harness::tern_bin` finds.
-fn tern_binary() -> PathBuf {
+pub(super) fn tern_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("TERN_BIN") {
         return PathBuf::from(bin);
     }

@@ -12,13 +12,13 @@ use super::cluster::{REACT, cluster, reason_is, start_operator, wait_status};
 use super::harness::{ControlPlane, eventually};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use tern_operator::crd::{BrokerCluster, Topic};
+use tern_operator::crd::{BrokerCluster, TernUser, Topic};
 
 /// Runs helm with `args`, its state kept in the run's folder; panics with
 /// its output if it fails, else returns its standard output.
@@ -94,6 +94,7 @@ async fn helm_installs_the_chart_and_its_rbac_is_all_the_operator_needs() {
         "brokerclusters.tern.dev",
         "topics.tern.dev",
         "consumergroups.tern.dev",
+        "ternusers.tern.dev",
     ] {
         installed.push(crds.get(name).await.expect("helm installed the CRD"));
     }
@@ -155,10 +156,25 @@ async fn helm_installs_the_chart_and_its_rbac_is_all_the_operator_needs() {
     );
     plane.namespace("apps").await;
     let clusters: Api<BrokerCluster> = Api::namespaced(client.clone(), "apps");
+    // With authentication, so the admin Secret is created and read, and a
+    // TernUser's Secret applied, under the chart's RBAC too.
+    let mut rbac = cluster("rbac", 1);
+    rbac.spec.authentication.type_ = tern_operator::crd::cluster::AuthenticationType::Acl;
     clusters
-        .create(&PostParams::default(), &cluster("rbac", 1))
+        .create(&PostParams::default(), &rbac)
         .await
         .expect("create a cluster");
+    let user: TernUser = serde_json::from_value(json!({
+        "apiVersion": "tern.dev/v1alpha1", "kind": "TernUser",
+        "metadata": { "name": "app" },
+        "spec": { "clusterRef": { "name": "rbac" } },
+    }))
+    .expect("a TernUser");
+    let users: Api<TernUser> = Api::namespaced(client.clone(), "apps");
+    users
+        .create(&PostParams::default(), &user)
+        .await
+        .expect("create a user");
     let topic: Topic = serde_json::from_value(json!({
         "apiVersion": "tern.dev/v1alpha1", "kind": "Topic",
         "metadata": { "name": "orders" },
@@ -213,6 +229,33 @@ async fn helm_installs_the_chart_and_its_rbac_is_all_the_operator_needs() {
     })
     .await;
     assert_eq!(synced.status, "False");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "apps");
+    for name in ["rbac-tern-admin", "app"] {
+        eventually(&format!("the Secret {name}"), REACT, || async {
+            secrets.get_opt(name).await.ok().flatten()
+        })
+        .await;
+    }
+    let user_status = eventually("the user's finalizer and status", REACT, || async {
+        let u = users.get("app").await.ok()?;
+        let has_finalizer = u
+            .metadata
+            .finalizers
+            .as_ref()?
+            .iter()
+            .any(|f| f == "tern.dev/user");
+        let ready = u
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        has_finalizer.then_some(ready)
+    })
+    .await;
+    assert_eq!(
+        (user_status.status.as_str(), user_status.reason.as_str()),
+        ("False", "BrokerUnavailable")
+    );
     let log = operator.log();
     assert!(
         !log.to_lowercase().contains("forbidden"),

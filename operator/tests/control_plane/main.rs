@@ -18,6 +18,9 @@
 //! - [`broker`]: `Topic` and `ConsumerGroup` resources applied by the
 //!   operator to a real `tern standalone` broker: created with their
 //!   settings, drift reverted, queues grown, deleted with the resources.
+//! - [`users`]: authentication `Acl`: the admin Secret, `TernUser`s with
+//!   their Secrets and rules in a real `tern standalone --auth-enabled`,
+//!   rotation, deletion (garbage collector included).
 //!
 //! Every test is skipped, with a line saying so, when `TERN_K8S_BIN` is
 //! unset: run `export TERN_K8S_BIN=$(scripts/k8s-tools)` first, or
@@ -31,3 +34,4 @@ mod cluster;
 mod harness;
 mod helm;
 mod lifecycle;
+mod users;

@@ -331,7 +331,11 @@ impl ControlPlane {
             .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), 3, "crds/ holds one file per kind");
+        assert_eq!(
+            files.len(),
+            tern_operator::crd::all().len(),
+            "crds/ holds one file per kind"
+        );
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let mut installed = Vec::new();
         for file in files {
