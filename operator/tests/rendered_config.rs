@@ -9,6 +9,10 @@
 //! enforcing TLS, and the broker registering with the name server over TLS
 //! as the rendered `nameservers_*` keys say.
 //!
+//! With authentication `Acl`: the broker started with the rendered `[auth]`
+//! table and the environment the pod gets from the admin Secret refuses
+//! unsigned admin calls and accepts the Secret's user.
+//!
 //! Needs the `tern` binary: `cargo build -p tern-cli` first, or set
 //! `TERN_BIN` (see `tern_harness::tern_bin`).
 
@@ -95,13 +99,47 @@ fn write_secret_files(dir: &Path) {
     std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("writes");
 }
 
-fn spawn(bin: &Path, subcommand: &str, config: &Path, data_dir: &Path) -> TernProcess {
+fn spawn(
+    bin: &Path,
+    subcommand: &str,
+    config: &Path,
+    data_dir: &Path,
+    env: &[(String, String)],
+) -> TernProcess {
     std::fs::create_dir_all(data_dir).expect("a directory for the logs");
     let mut command = Command::new(bin);
     command
         .args(["--log-format", "text", subcommand, "--config"])
-        .arg(config);
+        .arg(config)
+        .envs(env.iter().map(|(k, v)| (k, v)));
     TernProcess::spawn(command, data_dir).expect("tern starts")
+}
+
+/// The broker container's environment as the kubelet would resolve it:
+/// literal values, and `secretKeyRef`s to the cluster's admin Secret (made
+/// here as the operator makes it, with a new key).
+fn broker_env(cluster: &BrokerCluster, desired: &build::Desired) -> Vec<(String, String)> {
+    let owner = build::Owner::new(cluster).expect("an owner");
+    let key = build::auth::generate_secret_key().expect("a key");
+    let admin = build::auth::admin_secret(&owner, &key);
+    let sts = &desired.groups[0].stateful_set;
+    let pod = sts.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    let env = pod
+        .and_then(|p| p.containers[0].env.clone())
+        .unwrap_or_default();
+    env.into_iter()
+        .map(|e| {
+            let value = match (e.value, e.value_from.and_then(|v| v.secret_key_ref)) {
+                (Some(v), _) => v,
+                (None, Some(r)) => {
+                    assert_eq!(Some(&r.name), admin.metadata.name.as_ref(), "{}", e.name);
+                    build::auth::secret_value(&admin, &r.key).expect("a key of the Secret")
+                }
+                (None, None) => panic!("{} has no value", e.name),
+            };
+            (e.name, value)
+        })
+        .collect()
 }
 
 /// Builds `spec`, runs its rendered files (addresses, data directory and
@@ -109,6 +147,16 @@ fn spawn(bin: &Path, subcommand: &str, config: &Path, data_dir: &Path) -> TernPr
 /// broker's registration. With `secret`, certificate files are written
 /// where the Secret would be mounted.
 fn run_rendered(spec: serde_json::Value, secret: bool) -> (toml::Table, toml::Table) {
+    run_rendered_then(spec, secret, |_, _| {})
+}
+
+/// [`run_rendered`], calling `check` with the broker's gRPC address and
+/// environment while it runs.
+fn run_rendered_then(
+    spec: serde_json::Value,
+    secret: bool,
+    check: impl FnOnce(&str, &[(String, String)]),
+) -> (toml::Table, toml::Table) {
     let bin = tern_harness::tern_bin().expect("the tern binary (cargo build -p tern-cli)");
     let mut cluster: BrokerCluster = serde_json::from_value(serde_json::json!({
         "apiVersion": "tern.dev/v1alpha1", "kind": "BrokerCluster",
@@ -134,7 +182,11 @@ fn run_rendered(spec: serde_json::Value, secret: bool) -> (toml::Table, toml::Ta
     replace(&mut ns, "listen", ns_addr.clone().into());
     replace(&mut ns, "metrics_listen", ns_http.into());
     replace(&mut broker, "listen", broker_addr.clone().into());
-    replace(&mut broker, "advertised_address", broker_addr.into());
+    replace(
+        &mut broker,
+        "advertised_address",
+        broker_addr.clone().into(),
+    );
     replace(
         &mut broker,
         "nameservers",
@@ -171,8 +223,9 @@ fn run_rendered(spec: serde_json::Value, secret: bool) -> (toml::Table, toml::Ta
     std::fs::write(&ns_file, ns.to_string()).expect("writes");
     std::fs::write(&broker_file, broker.to_string()).expect("writes");
 
-    let mut nameserver = spawn(&bin, "nameserver", &ns_file, &dir.path().join("ns"));
-    let mut broker_process = spawn(&bin, "broker", &broker_file, &data_dir);
+    let env = broker_env(&cluster, &desired);
+    let mut nameserver = spawn(&bin, "nameserver", &ns_file, &dir.path().join("ns"), &[]);
+    let mut broker_process = spawn(&bin, "broker", &broker_file, &data_dir, &env);
     broker_process
         .wait_for_log(tern_harness::STORE_OPEN, tern_harness::STARTUP_TIMEOUT)
         .unwrap_or_else(|e| {
@@ -209,6 +262,7 @@ fn run_rendered(spec: serde_json::Value, secret: bool) -> (toml::Table, toml::Ta
         nameserver.try_wait().expect("status").is_none(),
         "the name server still runs"
     );
+    check(&broker_addr, &env);
 
     let status = broker_process.terminate().expect("the broker stops");
     assert!(
@@ -291,4 +345,48 @@ fn client_authentication_renders_a_file_tern_accepts() {
             Some("/etc/tern/tls/ca.crt")
         );
     }
+}
+
+#[test]
+fn acl_brokers_check_requests_and_know_the_admin_secret_user() {
+    let (ns, broker) = run_rendered_then(
+        serde_json::json!({
+            "image": "tern:test",
+            "nameserver": { "replicas": 1 },
+            "authentication": { "type": "Acl" },
+        }),
+        false,
+        |addr, env| {
+            let var = |name: &str| {
+                env.iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| panic!("no {name} in {env:?}"))
+            };
+            let credentials = tern_client::Credentials::new(
+                var("TERN_AUTH_BOOTSTRAP_ACCESS_KEY"),
+                var("TERN_AUTH_BOOTSTRAP_SECRET_KEY"),
+            )
+            .expect("valid credentials");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let unsigned = tern_client::AdminClient::connect(addr)
+                    .await
+                    .expect("connects");
+                let refused = unsigned.list_users().await;
+                assert!(refused.is_err(), "an unsigned call: {refused:?}");
+                let signed = unsigned.with_credentials(Some(credentials));
+                let users = signed
+                    .list_users()
+                    .await
+                    .expect("the admin user may list users");
+                assert!(users.iter().any(|u| u.name == "tern-operator"), "{users:?}");
+            });
+        },
+    );
+    assert_eq!(broker["auth"]["enabled"].as_bool(), Some(true));
+    assert!(!ns.contains_key("auth"));
 }
