@@ -239,6 +239,19 @@ pub async fn reconcile<A: BrokerAdmin>(
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
+/// Checks a user name: usable as an access key, and not the operator's
+/// own admin user (whose key only the admin Secret sets).
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name == auth::ADMIN_USER {
+        return Err(format!(
+            "the user name {name} is reserved for the operator's admin user"
+        ));
+    }
+    tern_client::Credentials::new(name, "x")
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// Whether `user` owns its broker-side name: the oldest resource naming
 /// the same user of the same cluster does.
 fn owns_name(user: &TernUser, store: &Store<TernUser>) -> std::result::Result<(), String> {
@@ -284,8 +297,8 @@ async fn apply<A: BrokerAdmin>(user: Arc<TernUser>, ctx: &UserContext<A>) -> Res
         secret_digest: old.secret_digest.clone(),
         rotated_for: old.rotated_for.clone(),
     };
-    out.ready = if let Err(msg) = tern_client::Credentials::new(user.user_name(), "x") {
-        Wanted::no(READY, reason::INVALID_NAME, msg.to_string())
+    out.ready = if let Err(msg) = check_name(user.user_name()) {
+        Wanted::no(READY, reason::INVALID_NAME, msg)
     } else if let Err(older) = owns_name(&user, &ctx.store) {
         Wanted::no(
             READY,
@@ -448,8 +461,9 @@ async fn cleanup<A: BrokerAdmin>(user: Arc<TernUser>, ctx: &UserContext<A>) -> R
     let base = &ctx.base;
     let ns = user.namespace().unwrap_or_default();
     let clusters: Api<BrokerCluster> = Api::namespaced(base.client.clone(), &ns);
-    // A conflicting resource never owned the user.
-    if owns_name(&user, &ctx.store).is_err() {
+    // A conflicting resource, or one with a name it may not use, never
+    // made the user.
+    if check_name(user.user_name()).is_err() || owns_name(&user, &ctx.store).is_err() {
         return Ok(Action::await_change());
     }
     let Some(cluster) = clusters.get_opt(&user.spec.cluster_ref.name).await? else {
@@ -513,6 +527,13 @@ mod tests {
             ])),
             ..Secret::default()
         }
+    }
+
+    #[test]
+    fn user_names_must_be_access_keys_and_not_the_admin() {
+        assert_eq!(check_name("orders-app"), Ok(()));
+        assert!(check_name("tern-operator").is_err_and(|e| e.contains("reserved")));
+        assert!(check_name("a,b").is_err());
     }
 
     #[test]
