@@ -244,7 +244,7 @@ async fn make(
 }
 
 #[test]
-fn arbitrary_requests_are_answered_and_lose_nothing() {
+fn fuzz_arbitrary_requests_are_answered_and_lose_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(Server::start());
     rt.block_on(server.create_topic("t", 2));
