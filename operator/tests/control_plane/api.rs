@@ -11,7 +11,7 @@ use kube::discovery::{self, Scope};
 use kube::{Api, Client};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tern_operator::crd::{BrokerCluster, Topic};
+use tern_operator::crd::{BrokerCluster, TernUser, Topic};
 
 /// Every YAML document under `examples/kubernetes/`, with its file.
 fn example_documents() -> Vec<(PathBuf, Value)> {
@@ -273,4 +273,77 @@ async fn the_api_server_enforces_the_cel_rules() {
         message.contains("topicName cannot be added or removed"),
         "{message}"
     );
+
+    // TernUser: defaults, required actions, immutable cluster and name.
+    let users: Api<TernUser> = Api::namespaced(plane.client.clone(), "cel");
+    let user_with = |spec: Value| {
+        Patch::Apply(json!({
+            "apiVersion": "tern.dev/v1alpha1", "kind": "TernUser",
+            "metadata": { "name": "app" }, "spec": spec,
+        }))
+    };
+    let rule = json!([{ "resource": { "type": "Topic", "name": "orders*" }, "actions": ["Pub"] }]);
+    let created = users
+        .patch(
+            "app",
+            &apply,
+            &user_with(json!({ "clusterRef": { "name": "ok" }, "userName": "App", "acls": rule })),
+        )
+        .await
+        .expect("a TernUser");
+    assert!(!created.spec.super_user);
+    assert_eq!(
+        created.spec.acls[0].decision,
+        tern_operator::crd::user::AclDecision::Allow
+    );
+    let message = refusal(
+        users
+            .patch(
+                "app",
+                &apply,
+                &user_with(json!({ "clusterRef": { "name": "other" }, "userName": "App" })),
+            )
+            .await,
+        "a user moved to another cluster",
+    );
+    assert!(message.contains("clusterRef is immutable"), "{message}");
+    let message = refusal(
+        users
+            .patch(
+                "app",
+                &apply,
+                &user_with(json!({ "clusterRef": { "name": "ok" }, "userName": "Other" })),
+            )
+            .await,
+        "a renamed user",
+    );
+    assert!(message.contains("userName is immutable"), "{message}");
+    let message = refusal(
+        users
+            .patch(
+                "app",
+                &apply,
+                &user_with(json!({ "clusterRef": { "name": "ok" } })),
+            )
+            .await,
+        "a removed userName",
+    );
+    assert!(
+        message.contains("userName cannot be added or removed"),
+        "{message}"
+    );
+    let message = refusal(
+        users
+            .patch(
+                "app",
+                &apply,
+                &user_with(json!({
+                    "clusterRef": { "name": "ok" }, "userName": "App",
+                    "acls": [{ "resource": { "type": "Topic", "name": "x" }, "actions": [] }],
+                })),
+            )
+            .await,
+        "a rule without actions",
+    );
+    assert!(message.contains("actions"), "{message}");
 }
