@@ -121,6 +121,12 @@ pub enum BrokerError {
     #[error("too many requests: {0}")]
     TooManyRequests(String),
 
+    /// Creating a topic or group would pass a configured limit
+    /// (`max_topics`, `max_groups`); what exists is still served. FORBIDDEN
+    /// for RocketMQ clients, RESOURCE_EXHAUSTED for the admin API.
+    #[error("limit reached: {0}")]
+    LimitReached(String),
+
     /// Any other storage engine error.
     #[error("storage error: {0}")]
     Store(#[source] StoreError),

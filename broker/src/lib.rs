@@ -92,7 +92,7 @@ pub use closing::Closing;
 pub use dedup::DedupConfig;
 pub use error::{BrokerError, Result};
 pub use filter::{Filter, SqlFilter, TagFilter};
-pub use meta::{GroupConfig, MessageType, Permission, Registry, TopicConfig};
+pub use meta::{GroupConfig, MessageType, Permission, Registry, RegistryLimits, TopicConfig};
 pub use pop::{Delivery, Pop, PopConfig, QueueStats};
 pub use receipt::{Receipt, ReceiptCodec, ReceiptError};
 pub use server::{Broker, BrokerConfig};

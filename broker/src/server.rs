@@ -62,6 +62,10 @@ pub struct BrokerConfig {
     /// many sends wait for their append (under `sync`, their group
     /// commit). Default 10 000.
     pub max_pending_sends: usize,
+    /// The most topics and consumer groups the registry creates
+    /// (`[limits] max_topics`, `max_groups`). Default 100 000 topics,
+    /// 10 000 groups.
+    pub limits: crate::RegistryLimits,
     /// Invisibility of messages received with `auto_renew` (push
     /// consumers), renewed while the client is alive. Default 60 s.
     pub auto_renew_invisible: Duration,
@@ -103,6 +107,7 @@ impl BrokerConfig {
             metrics_listen: None,
             max_unflushed_bytes: AdmissionLimits::DEFAULT_MAX_UNFLUSHED_BYTES,
             max_pending_sends: AdmissionLimits::DEFAULT_MAX_PENDING_SENDS,
+            limits: crate::RegistryLimits::default(),
             auto_renew_invisible: DEFAULT_INVISIBLE,
             cluster: "tern".to_owned(),
             nameservers: Vec::new(),
@@ -143,7 +148,7 @@ impl Broker {
             .retention_holders
             .extend([crate::timer::PARK_NAME, crate::txn::PARK_NAME].map(crate::park::topic_of));
         let store = Arc::new(Store::open(store_cfg)?);
-        let registry = Arc::new(Registry::open(&dir.join("meta"))?);
+        let registry = Arc::new(Registry::open(&dir.join("meta"))?.with_limits(cfg.limits));
         let pop = Pop::open(
             PopConfig::new(dir.join("pop")),
             Arc::clone(&store),

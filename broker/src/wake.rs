@@ -114,6 +114,38 @@ impl Wakers {
         }
     }
 
+    /// Forgets `topic` (deleted): wakes everything waiting on it, so long
+    /// polls look again (and find it gone), then drops its channels.
+    pub fn forget_topic(&self, topic: &str) {
+        if let Some(t) = self.topics.write().remove(topic) {
+            t.all.send_modify(|n| *n = n.wrapping_add(1));
+            for n in t.groups.values() {
+                n.notify_waiters();
+            }
+        }
+    }
+
+    /// Forgets `group` (deleted) in every topic, waking its waiting
+    /// receives.
+    pub fn forget_group(&self, group: &str) {
+        let mut topics = self.topics.write();
+        for t in topics.values_mut() {
+            if let Some(n) = t.groups.remove(group) {
+                n.notify_waiters();
+            }
+        }
+        // A topic nobody waits on any more needs no channels: the next
+        // wait makes them again.
+        topics.retain(|_, t| !t.groups.is_empty() || t.all.receiver_count() > 0);
+    }
+
+    /// Topics with channels, and the group channels among them (tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> (usize, usize) {
+        let topics = self.topics.read();
+        (topics.len(), topics.values().map(|t| t.groups.len()).sum())
+    }
+
     /// The store dispatched new messages of `topics`.
     pub fn dispatched(&self, topics: &[&str]) {
         for t in topics {

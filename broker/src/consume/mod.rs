@@ -11,8 +11,11 @@
 //! - `pull.rs`: offset-based consumption (pull, offsets);
 //! - `poll.rs`: how long a receive or pull may wait;
 //! - `query.rs`: messages by id, key and store time (admin API);
-//! - `lag.rs`: where each group stands in each queue.
+//! - `lag.rs`: where each group stands in each queue;
+//! - `delete.rs`: deleting a topic or group, and forgetting what the
+//!   broker kept for it in memory.
 
+mod delete;
 mod lag;
 mod poll;
 mod pull;
@@ -153,6 +156,9 @@ impl Consume {
         let gname = group.name().to_string();
         let turn = self.wakers.group(&tname, &gname);
         loop {
+            // Deleted while this receive waited: nothing of it may be made
+            // again (deletion forgot its state and woke this receive).
+            self.still_there(&tname, Some(&gname))?;
             let woken = turn.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
@@ -207,6 +213,18 @@ impl Consume {
                     at_ms: now_ms(),
                 });
             }
+        }
+    }
+
+    /// [`BrokerError::TopicNotFound`] or [`BrokerError::GroupNotFound`]
+    /// if `topic` or `group` was deleted.
+    fn still_there(&self, topic: &str, group: Option<&str>) -> Result<()> {
+        if !self.registry.has_topic(topic) {
+            return Err(BrokerError::TopicNotFound(topic.to_owned()));
+        }
+        match group {
+            Some(g) if !self.registry.has_group(g) => Err(BrokerError::GroupNotFound(g.to_owned())),
+            _ => Ok(()),
         }
     }
 

@@ -118,6 +118,7 @@ impl Consume {
         let tname = topic.name().to_string();
         let mut woken = self.wakers.subscribe(&tname);
         loop {
+            self.still_there(&tname, None)?;
             woken.borrow_and_update();
             let (store, t, f) = (Arc::clone(&self.store), tname.clone(), p.filter.clone());
             let found = blocking(move || Ok(look(&store, &t, queue, offset, max, &f)?)).await?;

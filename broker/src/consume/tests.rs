@@ -284,3 +284,154 @@ async fn a_queue_consumed_by_receives_refuses_a_new_offset() {
         Err(BrokerError::Precondition(_))
     ));
 }
+
+/// What the read path keeps in memory for topics and groups: wake-up
+/// channels (topics, group channels), subscriptions, metric series.
+fn kept(c: &Consume) -> ((usize, usize), usize, usize) {
+    (
+        c.wakers.len(),
+        c.pop.subscriptions().len(),
+        c.metrics.labelled_series(),
+    )
+}
+
+fn topic_config(name: &str) -> TopicConfig {
+    TopicConfig::new(
+        TopicName::new(name).unwrap(),
+        1,
+        MessageType::Normal,
+        Permission::ReadWrite,
+    )
+    .unwrap()
+}
+
+/// 1,000 topics made, sent to, received from, pulled from and deleted,
+/// then 1,000 groups made by their first receive and deleted: the wake-up
+/// channels, the consumption state and the metric series are back to
+/// what they were, and the one topic and group that stayed still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_topics_and_groups_leave_nothing_in_memory() {
+    let f = fixture();
+    let c = &f.consume;
+    append(&f.store, "keep", 0);
+    let got = c.receive(receive(Duration::ZERO)).await.unwrap();
+    assert_eq!(got.deliveries.len(), 1);
+    c.metrics.stored("t", 4);
+    let before = kept(c);
+    assert_eq!(before, ((1, 1), 1, 4));
+
+    for i in 0..1000 {
+        let name = format!("d{i}");
+        c.registry.create_topic(topic_config(&name)).unwrap();
+        f.store.append(&[message(&name, &name)]).unwrap();
+        assert!(
+            f.store
+                .wait_dispatched(f.store.max_offset(), Duration::from_secs(10))
+        );
+        c.metrics.stored(&name, 4);
+        let mut r = receive(Duration::ZERO);
+        r.topic = TopicName::new(name.as_str()).unwrap();
+        assert_eq!(c.receive(r).await.unwrap().deliveries.len(), 1);
+        let pulled = c
+            .pull(Pull {
+                group: GroupName::new("puller").unwrap(),
+                topic: TopicName::new(name.as_str()).unwrap(),
+                queue: 0,
+                offset: 1,
+                batch: 1,
+                filter: Filter::ALL,
+                poll: Duration::ZERO,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(pulled, Pulled::Nothing { next: 1 }), "{pulled:?}");
+    }
+    assert_eq!(c.pop.subscriptions().len(), 1001);
+    for i in 0..1000 {
+        c.delete_topic(format!("d{i}")).await.unwrap();
+    }
+    assert_eq!(c.registry.delete_group("puller").map(|_| ()).ok(), Some(()));
+    assert_eq!(kept(c), before);
+
+    for i in 0..1000 {
+        let mut r = receive(Duration::ZERO);
+        r.group = GroupName::new(format!("h{i}")).unwrap();
+        assert_eq!(c.receive(r).await.unwrap().deliveries.len(), 1);
+    }
+    assert_eq!(c.pop.subscriptions().len(), 1001);
+    for i in 0..1000 {
+        c.delete_group(format!("h{i}")).await.unwrap();
+    }
+    assert_eq!(kept(c), before);
+    assert_eq!(c.registry.counts(), (1, 1));
+
+    // The topic and group that stayed are served as before.
+    append(&f.store, "more", 0);
+    f.wakers.wake("t");
+    let got = c.receive(receive(Duration::from_secs(5))).await.unwrap();
+    let ids: Vec<_> = got
+        .deliveries
+        .iter()
+        .map(|d| d.message.message.message_id.as_str())
+        .collect();
+    assert_eq!(ids, ["more"]);
+}
+
+/// A receive waiting on a topic that is deleted ends at once with
+/// TOPIC_NOT_FOUND, and makes no state for it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_topic_ends_the_receives_waiting_on_it() {
+    let f = fixture();
+    let c = Arc::clone(&f.consume);
+    let waiting = tokio::spawn(async move { c.receive(receive(Duration::from_secs(20))).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(f.wakers.len(), (1, 1));
+    let started = std::time::Instant::now();
+    f.consume.delete_topic("t".into()).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ended, Err(BrokerError::TopicNotFound(_))),
+        "{ended:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(kept(&f.consume), ((0, 0), 0, 0));
+}
+
+/// A forgotten group's state stays forgotten after a restart (its
+/// `Forget` records, before any compaction); state of a topic deleted
+/// without the read path knowing (the broker stopped before the journal
+/// was flushed) is dropped when the journal is replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_journal_keeps_deleted_state_away() {
+    let f = fixture();
+    append(&f.store, "a", 0);
+    for g in ["g", "h"] {
+        let mut r = receive(Duration::ZERO);
+        r.group = GroupName::new(g).unwrap();
+        assert_eq!(f.consume.receive(r).await.unwrap().deliveries.len(), 1);
+    }
+    let dir = f._dir.path().join("pop");
+    let registry = Arc::clone(&f.consume.registry);
+    let store = Arc::clone(&f.store);
+    let reopen = |pop: Arc<Pop>| {
+        let pop = Arc::try_unwrap(pop).unwrap();
+        pop.close().unwrap();
+        Pop::open(
+            PopConfig::new(&dir),
+            Arc::clone(&store),
+            Arc::clone(&registry),
+        )
+        .unwrap()
+    };
+    let pop = Arc::clone(&f.consume.pop);
+    drop(f.consume);
+    assert_eq!(pop.forget_group("h"), 1);
+    let pop = reopen(pop);
+    assert_eq!(pop.subscriptions(), [("g".to_owned(), "t".to_owned())]);
+    registry.delete_topic("t").unwrap();
+    let pop = reopen(Arc::new(pop));
+    assert!(pop.subscriptions().is_empty());
+}

@@ -69,9 +69,9 @@ pub(super) fn grpc(e: BrokerError) -> Status {
             Status::invalid_argument(msg)
         }
         BrokerError::Forbidden(_) => Status::permission_denied(msg),
-        BrokerError::DiskFull(_) | BrokerError::TooManyRequests(_) => {
-            Status::resource_exhausted(msg)
-        }
+        BrokerError::DiskFull(_)
+        | BrokerError::TooManyRequests(_)
+        | BrokerError::LimitReached(_) => Status::resource_exhausted(msg),
         _ => Status::internal(msg),
     }
 }
@@ -218,12 +218,9 @@ impl TernAdmin for Admin {
             "DeleteTopic",
             &needs::topic(&req.get_ref().name, DELETE),
         )?;
-        let registry = self.registry.clone();
         let name = req.into_inner().name;
         let target = format!("topic {name}");
-        blocking(move || registry.delete_topic(&name))
-            .await
-            .map_err(grpc)?;
+        self.consume.delete_topic(name).await.map_err(grpc)?;
         who.audit(&target);
         Ok(Response::new(DeleteTopicResponse {}))
     }
@@ -287,12 +284,9 @@ impl TernAdmin for Admin {
             "DeleteGroup",
             &needs::group(&req.get_ref().name, DELETE),
         )?;
-        let registry = self.registry.clone();
         let name = req.into_inner().name;
         let target = format!("group {name}");
-        blocking(move || registry.delete_group(&name))
-            .await
-            .map_err(grpc)?;
+        self.consume.delete_group(name).await.map_err(grpc)?;
         who.audit(&target);
         Ok(Response::new(DeleteGroupResponse {}))
     }

@@ -101,7 +101,11 @@ fn code_of(err: &BrokerError) -> Code {
     match err {
         BrokerError::TopicNotFound(_) => Code::TopicNotFound,
         BrokerError::GroupNotFound(_) => Code::ConsumerGroupNotFound,
-        BrokerError::Forbidden(_) => Code::Forbidden,
+        // Not TOO_MANY_REQUESTS: that is flow control, which SDKs retry
+        // at once (the Java push consumer after 20 ms), and the limit does
+        // not lift by waiting; FORBIDDEN makes them back off (1 s) and
+        // report it, with the limit named in the message.
+        BrokerError::Forbidden(_) | BrokerError::LimitReached(_) => Code::Forbidden,
         BrokerError::WrongMessageType(_) => Code::MessagePropertyConflictWithType,
         BrokerError::Unsupported(_) => Code::Unsupported,
         BrokerError::InvalidTransactionId(_) => Code::InvalidTransactionId,
@@ -177,6 +181,10 @@ mod tests {
         assert_eq!(
             code(MessageError::EmptyBody.into()),
             Code::MessageBodyEmpty as i32
+        );
+        assert_eq!(
+            code(BrokerError::LimitReached("x".into())),
+            Code::Forbidden as i32
         );
         assert_eq!(
             code(BrokerError::Failed("x".into())),

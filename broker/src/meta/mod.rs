@@ -14,11 +14,14 @@
 //! file each time. Reads take only a shared lock. An exclusive `flock` on
 //! `<dir>/metadata.lock` keeps a second process out.
 //!
+//! At most [`RegistryLimits`] topics and groups are created (`limits`).
+//!
 //! [`Registry::version`] counts the changes since the registry was opened,
 //! so the broker can tell its name servers when its table changed.
 
 pub mod acl;
 mod config;
+mod limits;
 mod log;
 mod users;
 
@@ -31,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use config::PARK_PREFIX;
 pub use config::{GroupConfig, MessageType, Permission, TopicConfig, dlq_topic_name};
+pub use limits::RegistryLimits;
 
 use self::log::{ChangeLog, Op};
 use crate::error::{BrokerError, Result, corrupt};
@@ -99,6 +103,8 @@ pub struct Registry {
     /// Serializes writers so each change is persisted before the next
     /// starts, without blocking readers during the write.
     writer: Mutex<ChangeLog>,
+    /// The most topics and groups created.
+    limits: RegistryLimits,
     /// One process per registry file.
     _lock: File,
 }
@@ -113,7 +119,8 @@ pub struct Snapshot {
 }
 
 impl Registry {
-    /// Opens the registry in `dir` (created if missing).
+    /// Opens the registry in `dir` (created if missing), with the default
+    /// [`RegistryLimits`].
     pub fn open(dir: &Path) -> Result<Self> {
         ensure_dir(dir)?;
         let lock_file = lock_file(dir, LOCK_NAME)?;
@@ -146,8 +153,29 @@ impl Registry {
             path,
             contents: RwLock::new(contents),
             writer: Mutex::new(log),
+            limits: RegistryLimits::default(),
             _lock: lock_file,
         })
+    }
+
+    /// The registry with `limits` on what it creates from now on (what it
+    /// holds beyond them stays).
+    pub fn with_limits(mut self, limits: RegistryLimits) -> Self {
+        let (topics, groups) = {
+            let c = self.contents.read();
+            (c.topics.len(), c.groups.len())
+        };
+        if topics > limits.max_topics || groups > limits.max_groups {
+            tracing::warn!(
+                topics,
+                groups,
+                max_topics = limits.max_topics,
+                max_groups = limits.max_groups,
+                "the registry holds more than its limits; no topic or group is created until it holds fewer"
+            );
+        }
+        self.limits = limits;
+        self
     }
 
     /// Changes published since the registry was opened; any change to a
@@ -182,6 +210,22 @@ impl Registry {
             .ok_or_else(|| BrokerError::GroupNotFound(name.to_owned()))
     }
 
+    /// Whether topic `name` exists.
+    pub fn has_topic(&self, name: &str) -> bool {
+        self.contents.read().topics.contains_key(name)
+    }
+
+    /// Whether group `name` exists.
+    pub fn has_group(&self, name: &str) -> bool {
+        self.contents.read().groups.contains_key(name)
+    }
+
+    /// How many topics and groups there are.
+    pub fn counts(&self) -> (usize, usize) {
+        let c = self.contents.read();
+        (c.topics.len(), c.groups.len())
+    }
+
     /// Every topic, by name.
     pub fn topics(&self) -> Vec<TopicConfig> {
         self.contents.read().topics.values().cloned().collect()
@@ -193,18 +237,22 @@ impl Registry {
     }
 
     /// Registers a new topic; [`BrokerError::TopicExists`] if the name is
-    /// taken.
+    /// taken, [`BrokerError::LimitReached`] if there are `max_topics`.
     pub fn create_topic(&self, cfg: TopicConfig) -> Result<()> {
         self.change(|c| {
             if c.topics.contains_key(cfg.name().as_str()) {
                 return Err(BrokerError::TopicExists(cfg.name().to_string()));
             }
+            self.limits
+                .check_topics(c.topics.len(), 1, cfg.name().as_str())?;
             Ok((vec![Op::PutTopic(cfg)], ()))
         })
     }
 
     /// Registers many new topics as one change: all of them, or none
-    /// ([`BrokerError::TopicExists`] if a name is taken or repeated).
+    /// ([`BrokerError::TopicExists`] if a name is taken or repeated,
+    /// [`BrokerError::LimitReached`] if they would be more than
+    /// `max_topics`).
     pub fn create_topics(&self, cfgs: Vec<TopicConfig>) -> Result<()> {
         self.change(|c| {
             let mut seen = std::collections::HashSet::new();
@@ -214,12 +262,18 @@ impl Registry {
                     return Err(BrokerError::TopicExists(name.to_owned()));
                 }
             }
+            if let Some(first) = cfgs.first() {
+                self.limits
+                    .check_topics(c.topics.len(), cfgs.len(), first.name().as_str())?;
+            }
             Ok((cfgs.into_iter().map(Op::PutTopic).collect(), ()))
         })
     }
 
     /// Returns the topic named like `cfg`, registering `cfg` first if
-    /// there is none.
+    /// there is none. Not limited by `max_topics`: the broker makes its
+    /// dead-letter topics this way, at most one per group, and moving a
+    /// message there must not fail.
     pub fn ensure_topic(&self, cfg: TopicConfig) -> Result<TopicConfig> {
         if let Ok(t) = self.topic(cfg.name().as_str()) {
             return Ok(t);
@@ -263,25 +317,32 @@ impl Registry {
     }
 
     /// Registers a new group; [`BrokerError::GroupExists`] if the name is
-    /// taken.
+    /// taken, [`BrokerError::LimitReached`] if there are `max_groups`.
     pub fn create_group(&self, cfg: GroupConfig) -> Result<()> {
         self.change(|c| {
             if c.groups.contains_key(cfg.name().as_str()) {
                 return Err(BrokerError::GroupExists(cfg.name().to_string()));
             }
+            self.limits
+                .check_group(c.groups.len(), cfg.name().as_str())?;
             Ok((vec![Op::PutGroup(cfg)], ()))
         })
     }
 
     /// Returns the group named like `cfg`, registering `cfg` first if
-    /// there is none.
+    /// there is none ([`BrokerError::LimitReached`] if there are
+    /// `max_groups`).
     pub fn ensure_group(&self, cfg: GroupConfig) -> Result<GroupConfig> {
         if let Ok(g) = self.group(cfg.name().as_str()) {
             return Ok(g);
         }
         self.change(|c| match c.groups.get(cfg.name().as_str()) {
             Some(g) => Ok((Vec::new(), g.clone())),
-            None => Ok((vec![Op::PutGroup(cfg.clone())], cfg)),
+            None => {
+                self.limits
+                    .check_group(c.groups.len(), cfg.name().as_str())?;
+                Ok((vec![Op::PutGroup(cfg.clone())], cfg))
+            }
         })
     }
 

@@ -235,6 +235,46 @@ impl Metrics {
         self.bytes_out.get_or_create(&l).inc_by(bytes as u64);
     }
 
+    /// Forgets the series of `topic` (deleted): its messages in, and
+    /// what each of `groups` (every group there is) got of it.
+    pub fn forget_topic<'a>(&self, topic: &str, groups: impl IntoIterator<Item = &'a str>) {
+        let l = TopicLabel {
+            topic: topic.to_owned(),
+        };
+        self.messages_in.remove(&l);
+        self.bytes_in.remove(&l);
+        for group in groups {
+            self.forget_pair(group, topic);
+        }
+    }
+
+    /// Forgets the series of `group` (deleted): what it got of each of
+    /// `topics` (every topic there is).
+    pub fn forget_group<'a>(&self, group: &str, topics: impl IntoIterator<Item = &'a str>) {
+        for topic in topics {
+            self.forget_pair(group, topic);
+        }
+    }
+
+    fn forget_pair(&self, group: &str, topic: &str) {
+        let l = GroupTopicLabel {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+        };
+        self.messages_out.remove(&l);
+        self.bytes_out.remove(&l);
+        self.lag.remove(&l);
+    }
+
+    /// Series with a topic or group label (tests).
+    #[cfg(test)]
+    pub(crate) fn labelled_series(&self) -> usize {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry.lock())
+            .expect("metrics encode");
+        out.lines().filter(|l| l.contains("topic=\"")).count()
+    }
+
     /// A send was refused by back-pressure for `reason`.
     pub fn refused(&self, reason: &str) {
         self.sends_refused

@@ -46,6 +46,8 @@ pub(crate) enum Record {
     /// The next offset is at least `next` (offsets skipped below it are
     /// done).
     Advance { id: u32, next: u64 },
+    /// Queue `id` is gone: its topic or group was deleted.
+    Forget { id: u32 },
 }
 
 const BOOT: u8 = 1;
@@ -53,6 +55,7 @@ const OPEN: u8 = 2;
 const LEASE: u8 = 3;
 const DONE: u8 = 4;
 const ADVANCE: u8 = 5;
+const FORGET: u8 = 6;
 
 impl Record {
     /// Appends this record's frame to `out`.
@@ -104,6 +107,9 @@ impl Frame for Record {
             Record::Advance { id, next } => {
                 w.u8(ADVANCE).uvar(u64::from(*id)).uvar(*next);
             }
+            Record::Forget { id } => {
+                w.u8(FORGET).uvar(u64::from(*id));
+            }
         }
         // Names are at most a few hundred bytes: every payload fits.
     }
@@ -133,6 +139,7 @@ impl Frame for Record {
                 id: r.u32var()?,
                 next: r.uvar()?,
             },
+            FORGET => Record::Forget { id: r.u32var()? },
             _ => return None,
         };
         Some(rec)
@@ -165,6 +172,7 @@ mod tests {
             },
             Record::Done { id: 1, offset: 10 },
             Record::Advance { id: 1, next: 12 },
+            Record::Forget { id: 1 },
         ]
     }
 
@@ -182,17 +190,17 @@ mod tests {
         // Any cut inside the last frame drops exactly that frame.
         let full = fs::read(&path).unwrap();
         let mut last = Vec::new();
-        encode_frame(&sample()[4], &mut last);
+        encode_frame(&sample()[5], &mut last);
         for cut in 1..last.len() {
             let r = parse::<Record>(&path, &full[..full.len() - cut]).unwrap();
-            assert_eq!(r.records, sample()[..4]);
+            assert_eq!(r.records, sample()[..5]);
             assert_eq!(r.dropped.len(), last.len() - cut);
         }
         // A flipped bit in a frame stops replay there.
         let mut bad = full.clone();
         let at = full.len() - last.len() - 2;
         bad[at] ^= 0x10;
-        assert_eq!(parse::<Record>(&path, &bad).unwrap().records, sample()[..3]);
+        assert_eq!(parse::<Record>(&path, &bad).unwrap().records, sample()[..4]);
         assert!(parse::<Record>(&path, b"NOTAJRNL").is_err());
     }
 

@@ -49,6 +49,7 @@
 //! blocking pool.
 
 mod dlq;
+mod forget;
 mod journal;
 mod positions;
 mod receive;
@@ -60,7 +61,7 @@ mod sweep;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -98,6 +99,10 @@ const SEQ_EPOCH_SHIFT: u32 = 40;
 /// How long a message stays invisible while it is being copied to the
 /// dead-letter queue; if the copy fails, it is retried after this.
 const DLQ_HOLD_MS: i64 = 30_000;
+
+/// Least time between two compactions that drop forgotten state from the
+/// journal.
+const FORGOTTEN_COMPACT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Settings of the consumption state.
 #[derive(Debug, Clone)]
@@ -192,6 +197,9 @@ struct Inner {
     /// dead-letter queue (a FIFO group may then go on): see
     /// [`Pop::on_swept`].
     swept: OnceLock<Swept>,
+    /// State of a deleted topic or group was forgotten: the flusher
+    /// compacts the journal so it goes from disk too.
+    compact_soon: AtomicBool,
     /// One process per journal.
     _lock: File,
 }
@@ -228,6 +236,7 @@ impl Pop {
             }
         }
         let (queues, last_epoch) = restore(&replay.records, &store);
+        let queues = forget::registered(queues, &registry);
         let epoch = last_epoch + 1;
         let mut subs = SubMap::new();
         let mut max_id = 0;
@@ -255,6 +264,7 @@ impl Pop {
             stop: Mutex::new(false),
             stop_signal: Condvar::new(),
             swept: OnceLock::new(),
+            compact_soon: AtomicBool::new(false),
             _lock: lock_file,
         };
         let inner = Arc::new(inner);
@@ -439,6 +449,7 @@ impl Inner {
     /// `sweep_interval`.
     fn run_flusher(&self) {
         let mut last_sweep = std::time::Instant::now();
+        let mut last_forgot = last_sweep;
         let mut stop = self.stop.lock();
         loop {
             self.stop_signal
@@ -449,9 +460,16 @@ impl Inner {
             drop(stop);
             // Failures are logged by the journal, once per change of state.
             let _ = self.journal.flush();
-            if self.journal.wants_compaction(self.cfg.compact_bytes)
+            // At most once a second, however many deletions follow.
+            let forgot = last_forgot.elapsed() >= FORGOTTEN_COMPACT_INTERVAL
+                && self.compact_soon.swap(false, Ordering::AcqRel);
+            if forgot {
+                last_forgot = std::time::Instant::now();
+            }
+            if (forgot || self.journal.wants_compaction(self.cfg.compact_bytes))
                 && let Err(e) = self.journal.compact(|| snapshot(self.epoch, &self.subs))
             {
+                self.compact_soon.fetch_or(forgot, Ordering::AcqRel);
                 tracing::warn!(error = %e, "pop journal compaction failed; will retry");
             }
             if last_sweep.elapsed() >= self.cfg.sweep_interval {

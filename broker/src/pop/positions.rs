@@ -28,7 +28,8 @@ impl Pop {
     }
 
     /// Where every group of `registry` and every group POP has state for
-    /// stands: (group, topic) -> queue -> the first offset not yet done.
+    /// stands, in the topics `registry` has (the store keeps the offsets
+    /// of deleted topics): (group, topic) -> queue -> the first offset not yet done.
     pub fn all_positions(
         &self,
         registry: &Registry,
@@ -37,7 +38,9 @@ impl Pop {
         for g in registry.groups() {
             let group = g.name().as_str();
             for (topic, queues) in self.inner.store.group_offsets(group) {
-                out.insert((group.to_owned(), topic), queues);
+                if registry.has_topic(&topic) {
+                    out.insert((group.to_owned(), topic), queues);
+                }
             }
         }
         for (group, topic) in self.subscriptions() {

@@ -116,6 +116,9 @@ pub(super) fn restore(
                 Some(q) => q.3.advance(*next),
                 None => ignored += 1,
             },
+            Record::Forget { id } => {
+                by_id.remove(id);
+            }
         }
     }
     if ignored > 0 {
