@@ -44,6 +44,8 @@ fn help_shows_the_defaults_in_force() {
         format!("[default: {}]", b.auto_renew_invisible.as_secs()),
         format!("[default: {}]", b.dedup.window.as_secs()),
         format!("[default: {}]", b.dedup.max_entries),
+        format!("[default: {}]", b.limits.max_topics),
+        format!("[default: {}]", b.limits.max_groups),
         format!("[default: {}]", b.delay.precision.as_millis()),
         format!("[default: {}]", b.delay.max_delay.as_secs()),
         format!("[default: {}]", b.delay.stage_max_bytes),
@@ -229,6 +231,31 @@ fn dedup_limits_come_from_the_file_and_flags() {
         .unwrap();
     assert!(!cfg.dedup.enabled());
     assert_eq!(cfg.dedup.max_entries, 10);
+}
+
+#[test]
+fn registry_limits_come_from_the_file_and_flags() {
+    let (cfg, _) = broker_args(&[]).resolve().unwrap();
+    assert_eq!(cfg.limits, tern_broker::RegistryLimits::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broker.toml");
+    std::fs::write(&file, "[limits]\nmax_topics = 50\nmax_groups = 7\n").unwrap();
+    let path = file.to_str().unwrap();
+    let (cfg, _) = broker_args(&["--config", path]).resolve().unwrap();
+    assert_eq!((cfg.limits.max_topics, cfg.limits.max_groups), (50, 7));
+    let (cfg, _) = broker_args(&["--config", path, "--limits-max-groups", "9"])
+        .resolve()
+        .unwrap();
+    assert_eq!((cfg.limits.max_topics, cfg.limits.max_groups), (50, 9));
+    let cfg = standalone_args(&["--limits-max-topics", "3"])
+        .resolve_standalone()
+        .unwrap()
+        .0;
+    assert_eq!(cfg.limits.max_topics, 3);
+    for flag in ["--limits-max-topics", "--limits-max-groups"] {
+        let err = broker_args(&[flag, "0"]).resolve().unwrap_err().to_string();
+        assert!(err.contains("at least 1"), "{flag}: {err}");
+    }
 }
 
 #[test]

@@ -109,6 +109,8 @@ pub(crate) struct LimitsFile {
     pub auto_renew_secs: Option<u64>,
     pub dedup_window_secs: Option<u64>,
     pub dedup_max_entries: Option<usize>,
+    pub max_topics: Option<usize>,
+    pub max_groups: Option<usize>,
 }
 
 /// The `[store]` table of a broker's configuration file.
@@ -184,6 +186,8 @@ mod tests {
             auto_renew_secs = 30
             dedup_window_secs = 600
             dedup_max_entries = 2000000
+            max_topics = 5000
+            max_groups = 300
 
             [transaction]
             first_check_secs = 3
@@ -199,6 +203,8 @@ mod tests {
         assert_eq!(f.limits.max_pending_sends, Some(5000));
         assert_eq!(f.limits.dedup_window_secs, Some(600));
         assert_eq!(f.limits.dedup_max_entries, Some(2_000_000));
+        assert_eq!(f.limits.max_topics, Some(5000));
+        assert_eq!(f.limits.max_groups, Some(300));
         assert_eq!(f.transaction.first_check_secs, Some(3));
         assert_eq!(f.transaction.check_interval_secs, Some(20));
         assert_eq!(f.transaction.max_checks, Some(5));

@@ -127,6 +127,17 @@ pub struct NodeArgs {
     #[arg(long, value_name = "N", env = "TERN_LIMITS_DEDUP_MAX_ENTRIES")]
     pub limits_dedup_max_entries: Option<usize>,
 
+    /// Most topics the broker holds; creating one more is refused (the
+    /// dead-letter topics it makes itself are not) [default: 100000]
+    #[arg(long, value_name = "N", env = "TERN_LIMITS_MAX_TOPICS")]
+    pub limits_max_topics: Option<usize>,
+
+    /// Most consumer groups the broker holds; a consumer naming a new
+    /// group past it is refused with FORBIDDEN, existing groups are served
+    /// [default: 10000]
+    #[arg(long, value_name = "N", env = "TERN_LIMITS_MAX_GROUPS")]
+    pub limits_max_groups: Option<usize>,
+
     /// Granularity of delayed delivery, in milliseconds (100 to 60000): a
     /// delayed message is delivered at the first multiple of it at or
     /// after its delivery time [default: 1000]
@@ -278,6 +289,14 @@ impl NodeArgs {
         }
         if let Some(n) = self.limits_dedup_max_entries.or(limits.dedup_max_entries) {
             cfg.dedup.max_entries = n;
+        }
+        if let Some(n) = self.limits_max_topics.or(limits.max_topics) {
+            anyhow::ensure!(n > 0, "max_topics must be at least 1");
+            cfg.limits.max_topics = n;
+        }
+        if let Some(n) = self.limits_max_groups.or(limits.max_groups) {
+            anyhow::ensure!(n > 0, "max_groups must be at least 1");
+            cfg.limits.max_groups = n;
         }
         let delay = &file.delay;
         if let Some(ms) = self.delay_precision_ms.or(delay.precision_ms) {
