@@ -95,6 +95,9 @@ pub struct BrokerConfig {
     pub nameserver_tls: Option<ClientTlsConfig>,
     /// Request checks (credentials and policies): off by default.
     pub auth: crate::AuthConfig,
+    /// Connections the gRPC port takes at once; more are closed as soon
+    /// as they are accepted. Default 10 000.
+    pub max_connections: usize,
 }
 
 impl BrokerConfig {
@@ -118,6 +121,7 @@ impl BrokerConfig {
             tls: ServerTlsConfig::default(),
             nameserver_tls: None,
             auth: crate::AuthConfig::default(),
+            max_connections: tern_tls::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -312,14 +316,18 @@ impl Broker {
         drop((produce, consume));
         health.set_ready(true);
         let (shutdown, fired) = shutdown::signal_with_grace(shutdown);
-        let server = tonic::transport::Server::builder()
+        let server = tern_protocol::server::builder()
             .add_service(
                 MessagingServiceServer::new(messaging)
                     .max_decoding_message_size(max_request_bytes(self.cfg.store.max_body_bytes)),
             )
             .add_service(TernAdminServer::new(admin))
             .serve_with_incoming_shutdown(
-                Arc::clone(&self.tls).incoming_observed(listener, Some(observer)),
+                Arc::clone(&self.tls).incoming_observed(
+                    listener,
+                    Some(observer),
+                    self.cfg.max_connections,
+                ),
                 shutdown,
             );
         let served = shutdown::bounded(server, fired, shutdown::GRACE)

@@ -58,7 +58,7 @@ pub fn free_port() -> u16 {
 
 /// A command running the `tern` binary at `bin` as a user would from a
 /// clean shell: without the test environment's `TERN_ENDPOINT`,
-/// `TERN_OUTPUT`, `TERN_TIMEOUT` and logging variables (RUST_BACKTRACE
+/// `TERN_OUTPUT`, `TERN_TIMEOUT`, credential, TLS and logging variables (RUST_BACKTRACE
 /// would add a backtrace after every error line), standard input closed.
 pub fn cli_command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new(bin);
@@ -69,6 +69,11 @@ pub fn cli_command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
         "RUST_LOG",
         "RUST_BACKTRACE",
         "RUST_LIB_BACKTRACE",
+        "TERN_ACCESS_KEY",
+        "TERN_SECRET_KEY",
+        "TERN_TLS",
+        "TERN_CA_FILE",
+        "TERN_INSECURE_SKIP_VERIFY",
     ] {
         c.env_remove(var);
     }

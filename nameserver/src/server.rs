@@ -117,7 +117,7 @@ impl Nameserver {
         };
         ready.store(true, Ordering::Relaxed);
         let (shutdown, fired) = shutdown::signal_with_grace(shutdown);
-        let server = tonic::transport::Server::builder()
+        let server = tern_protocol::server::builder()
             .add_service(TernNameserverServer::new(Service::new(Arc::clone(
                 &self.registry,
             ))))

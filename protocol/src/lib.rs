@@ -80,6 +80,7 @@ pub use tern::nameserver::v1 as nameserver;
 
 pub mod convert;
 pub mod endpoints;
+pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod status;

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
@@ -19,6 +20,8 @@ pub struct Conn {
     io: Io,
     /// Ready once the port's connections are to be closed.
     closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// This connection's place under the port's connection limit.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for Conn {
@@ -37,19 +40,29 @@ enum Io {
 }
 
 impl Conn {
-    pub(crate) fn plain(stream: TcpStream, closed: &CancellationToken) -> Self {
+    pub(crate) fn plain(
+        stream: TcpStream,
+        closed: &CancellationToken,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         Self {
             info: info(&stream),
             io: Io::Plain(stream),
             closed: Box::pin(closed.clone().cancelled_owned()),
+            _permit: permit,
         }
     }
 
-    pub(crate) fn tls(stream: TlsStream<TcpStream>, closed: &CancellationToken) -> Self {
+    pub(crate) fn tls(
+        stream: TlsStream<TcpStream>,
+        closed: &CancellationToken,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         Self {
             info: info(stream.get_ref().0),
             io: Io::Tls(Box::new(stream)),
             closed: Box::pin(closed.clone().cancelled_owned()),
+            _permit: permit,
         }
     }
 

@@ -28,7 +28,10 @@ mod server;
 pub use client::{ClientTls, ClientTlsConfig, Connector};
 pub use conn::Conn;
 pub use error::TlsError;
-pub use server::{Accepted, ConnectionObserver, Incoming, ServerTls, ServerTlsConfig, TlsMode};
+pub use server::{
+    Accepted, ConnectionObserver, DEFAULT_MAX_CONNECTIONS, Incoming, LISTEN_BACKLOG, ServerTls,
+    ServerTlsConfig, TlsMode, bind,
+};
 
 /// The crypto provider every configuration here is built with.
 fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {

@@ -10,7 +10,7 @@ use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,42 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a plaintext connection refused under `enforcing` is kept to
 /// answer its calls with the reason.
 const REFUSAL_LINGER: Duration = Duration::from_secs(5);
+
+/// Connections the kernel queues for a port before it takes them: room
+/// for a burst of clients (pods restarting together) while the accept
+/// loop is busy, instead of their handshakes being dropped and retried a
+/// second later. The kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket for a gRPC port at `address` (`host:port`; the
+/// first address it resolves to that binds), with [`LISTEN_BACKLOG`].
+pub async fn bind(address: &str) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{address} resolves to no address"),
+        )
+    }))
+}
+
+/// Connections a port takes at once unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Accepted connections waiting for the server to take them.
 const ACCEPT_QUEUE: usize = 256;
@@ -131,6 +167,8 @@ pub enum Accepted {
     /// Closed before sending anything, or without finishing its
     /// handshake within 10 s.
     Silent,
+    /// Closed at once: the port had as many connections as it takes.
+    OverLimit,
 }
 
 impl Accepted {
@@ -141,6 +179,7 @@ impl Accepted {
             Self::RefusedPlaintext => "refused_plaintext",
             Self::HandshakeFailed => "handshake_failed",
             Self::Silent => "silent",
+            Self::OverLimit => "over_limit",
         }
     }
 }
@@ -287,15 +326,19 @@ impl ServerTls {
     /// dropped, each classified (and, for TLS, its handshake done) on its
     /// own task so a slow client holds up no other. Needs a Tokio runtime.
     pub fn incoming(self: Arc<Self>, listener: TcpListener) -> Incoming {
-        self.incoming_observed(listener, None)
+        self.incoming_observed(listener, None, DEFAULT_MAX_CONNECTIONS)
     }
 
     /// [`ServerTls::incoming`], telling `observer` what became of each
-    /// connection.
+    /// connection, and taking at most `max_connections` at once: past
+    /// that, a new connection is closed as soon as it is accepted (and
+    /// counted), so thousands of clients cannot exhaust memory or file
+    /// descriptors while those already connected are served.
     pub fn incoming_observed(
         self: Arc<Self>,
         listener: TcpListener,
         observer: Option<Arc<dyn ConnectionObserver>>,
+        max_connections: usize,
     ) -> Incoming {
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
         if let Some((_, current)) = &self.acceptor
@@ -303,16 +346,25 @@ impl ServerTls {
         {
             tokio::spawn(cert::watch(Arc::downgrade(current), self.reload_interval));
         }
-        tokio::spawn(accept_loop(listener, self, tx, observer));
+        let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+        tokio::spawn(accept_loop(listener, self, tx, observer, permits));
         ReceiverStream::new(rx)
     }
 
     /// What `stream` turns out to be: a plaintext connection to serve, a
     /// TLS one after its handshake, or nothing (closed, refused, too
     /// slow).
-    async fn classify(&self, stream: TcpStream, peer: SocketAddr) -> (Option<Conn>, Accepted) {
+    async fn classify(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) -> (Option<Conn>, Accepted) {
         let Some((acceptor, _)) = &self.acceptor else {
-            return (Some(Conn::plain(stream, &self.closed)), Accepted::Plaintext);
+            return (
+                Some(Conn::plain(stream, &self.closed, permit)),
+                Accepted::Plaintext,
+            );
         };
         let work = async {
             let mut first = [0u8; 1];
@@ -322,7 +374,7 @@ impl ServerTls {
             }
             if first[0] == TLS_HANDSHAKE_RECORD {
                 return match acceptor.accept(stream).await {
-                    Ok(tls) => (Some(Conn::tls(tls, &self.closed)), Accepted::Tls),
+                    Ok(tls) => (Some(Conn::tls(tls, &self.closed, permit)), Accepted::Tls),
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         (None, Accepted::HandshakeFailed)
@@ -332,10 +384,16 @@ impl ServerTls {
             match self.mode {
                 TlsMode::Enforcing => {
                     tracing::debug!(%peer, "plaintext connection refused: TLS is enforced");
-                    tokio::spawn(refuse_plaintext(stream));
+                    tokio::spawn(async move {
+                        refuse_plaintext(stream).await;
+                        drop(permit);
+                    });
                     (None, Accepted::RefusedPlaintext)
                 }
-                _ => (Some(Conn::plain(stream, &self.closed)), Accepted::Plaintext),
+                _ => (
+                    Some(Conn::plain(stream, &self.closed, permit)),
+                    Accepted::Plaintext,
+                ),
             }
         };
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, work).await {
@@ -357,7 +415,9 @@ async fn accept_loop(
     tls: Arc<ServerTls>,
     tx: mpsc::Sender<io::Result<Conn>>,
     observer: Option<Arc<dyn ConnectionObserver>>,
+    permits: Arc<Semaphore>,
 ) {
+    let mut last_warned: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             () = tx.closed() => return,
@@ -374,6 +434,17 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            if let Some(o) = &observer {
+                o.accepted(Accepted::OverLimit);
+            }
+            if last_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                last_warned = Some(tokio::time::Instant::now());
+                tracing::warn!(%peer, "connection refused: the port has as many connections as it takes (max_connections)");
+            }
+            drop(stream);
+            continue;
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
         }
@@ -381,7 +452,11 @@ async fn accept_loop(
             if let Some(o) = &observer {
                 o.accepted(Accepted::Plaintext);
             }
-            if tx.send(Ok(Conn::plain(stream, &tls.closed))).await.is_err() {
+            if tx
+                .send(Ok(Conn::plain(stream, &tls.closed, permit)))
+                .await
+                .is_err()
+            {
                 return;
             }
             continue;
@@ -390,7 +465,7 @@ async fn accept_loop(
         let tx = tx.clone();
         let observer = observer.clone();
         tokio::spawn(async move {
-            let (conn, outcome) = tls.classify(stream, peer).await;
+            let (conn, outcome) = tls.classify(stream, peer, permit).await;
             if let Some(o) = &observer {
                 o.accepted(outcome);
             }

@@ -179,7 +179,7 @@ pub(crate) async fn serve(cfg: BrokerConfig, listen: String) -> anyhow::Result<(
         "store open"
     );
 
-    let listener = match tokio::net::TcpListener::bind(&listen).await {
+    let listener = match tern_tls::bind(&listen).await {
         Ok(l) => l,
         Err(e) => {
             // Close what was opened before giving up.

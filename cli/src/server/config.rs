@@ -106,6 +106,7 @@ pub(crate) struct TransactionFile {
 pub(crate) struct LimitsFile {
     pub max_unflushed_bytes: Option<u64>,
     pub max_pending_sends: Option<usize>,
+    pub max_connections: Option<usize>,
     pub auto_renew_secs: Option<u64>,
     pub dedup_window_secs: Option<u64>,
     pub dedup_max_entries: Option<usize>,

@@ -102,7 +102,7 @@ pub(crate) fn run(args: NameserverArgs) -> anyhow::Result<()> {
 async fn serve(r: Resolved) -> anyhow::Result<()> {
     let mut shutdown = Shutdown::listen()?;
     let nameserver = Nameserver::new(r.cfg.clone()).context("setting up TLS")?;
-    let listener = tokio::net::TcpListener::bind(&r.listen)
+    let listener = tern_tls::bind(&r.listen)
         .await
         .with_context(|| format!("binding {}", r.listen))?;
     let metrics = match &r.metrics_listen {

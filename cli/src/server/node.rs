@@ -110,6 +110,11 @@ pub struct NodeArgs {
     #[arg(long, value_name = "N", env = "TERN_LIMITS_MAX_PENDING_SENDS")]
     pub limits_max_pending_sends: Option<usize>,
 
+    /// Connections the gRPC port takes at once; past it a new connection
+    /// is closed as soon as it is accepted [default: 10000]
+    #[arg(long, value_name = "N", env = "TERN_LIMITS_MAX_CONNECTIONS")]
+    pub limits_max_connections: Option<usize>,
+
     /// Invisibility of messages received by push consumers (auto_renew),
     /// renewed while the consumer is connected [default: 60]
     #[arg(long, value_name = "SECS", env = "TERN_LIMITS_AUTO_RENEW_SECS")]
@@ -279,6 +284,10 @@ impl NodeArgs {
         if let Some(v) = self.limits_max_pending_sends.or(limits.max_pending_sends) {
             anyhow::ensure!(v > 0, "max_pending_sends must be at least 1");
             cfg.max_pending_sends = v;
+        }
+        if let Some(n) = self.limits_max_connections.or(limits.max_connections) {
+            anyhow::ensure!(n > 0, "max_connections must be at least 1");
+            cfg.max_connections = n;
         }
         if let Some(secs) = self.limits_auto_renew_secs.or(limits.auto_renew_secs) {
             anyhow::ensure!(secs > 0, "auto_renew_secs must be at least 1");
