@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "apache/rocketmq/v2/admin.proto",
     "tern/admin/v1/admin.proto",
     "tern/nameserver/v1/nameserver.proto",
+    "tern/replication/v1/replication.proto",
 ];
 
 /// Name of the encoded `FileDescriptorSet` in `OUT_DIR`.

@@ -68,7 +68,16 @@ mod tern {
             tonic::include_proto!("tern.nameserver.v1");
         }
     }
+    pub mod replication {
+        pub mod v1 {
+            tonic::include_proto!("tern.replication.v1");
+        }
+    }
 }
+
+/// Replication between a broker group's replicas (`tern.replication.v1`):
+/// each call carries one Raft message encoded by `tern-replication`.
+pub use tern::replication::v1 as replication;
 
 /// Tern's administration API (`tern.admin.v1`): `TernAdmin` with its server
 /// and client.
