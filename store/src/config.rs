@@ -68,6 +68,14 @@ pub struct StoreConfig {
     /// what it is about to hold. Default none.
     #[serde(default)]
     pub retention_holders: Vec<String>,
+    /// Keep no commit-log record that ends past this position when the
+    /// store opens: records past it are cut off at recovery like a torn
+    /// tail (moved to `commitlog/quarantine/`). Set by a replicated broker
+    /// group's replica to the end of what it knows it applied durably; the
+    /// rest is applied again from its Raft log, byte for byte. Not a
+    /// setting of the configuration file. Default none.
+    #[serde(skip)]
+    pub recover_until: Option<u64>,
 }
 
 impl Default for StoreConfig {
@@ -95,6 +103,7 @@ impl StoreConfig {
             disk_hard_limit: 0.95,
             clean_interval: Duration::from_secs(10),
             retention_holders: Vec::new(),
+            recover_until: None,
         }
     }
 

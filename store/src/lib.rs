@@ -82,6 +82,43 @@ pub struct StoreStats {
     pub recovery: RecoveryReport,
 }
 
+/// A batch of messages validated and encoded as commit-log records, not
+/// yet written ([`Store::encode`]). Its bytes ([`Encoded::as_bytes`]) carry
+/// it to another replica, which reads it back with [`Encoded::from_bytes`].
+#[derive(Debug)]
+pub struct Encoded {
+    batch: record::Batch,
+}
+
+impl Encoded {
+    /// The records' bytes (positions, queue offsets and store times not
+    /// yet filled in).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.batch.buf
+    }
+
+    /// How many messages the batch holds.
+    pub fn len(&self) -> usize {
+        self.batch.records.len()
+    }
+
+    /// Whether the batch holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.batch.records.is_empty()
+    }
+
+    /// A batch from bytes of [`Encoded::as_bytes`]; every record's length,
+    /// format and topic are checked.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        record::Batch::from_buf(bytes)
+            .map(|batch| Self { batch })
+            .map_err(|detail| StoreError::Corrupt {
+                path: PathBuf::from("(encoded batch)"),
+                detail,
+            })
+    }
+}
+
 /// The storage engine. Cheap to share by reference across threads.
 #[derive(Debug)]
 pub struct Store {
@@ -149,6 +186,45 @@ impl Store {
             return done(Ok(Vec::new()));
         }
         self.inner.log.append(&mut batch, Box::new(done));
+    }
+
+    /// Validates and encodes `msgs` as one batch of records, without
+    /// writing them: what a replicated broker group's leader puts in its
+    /// Raft log, for every replica to write with [`Store::append_encoded`].
+    pub fn encode(&self, msgs: &[Message]) -> Result<Encoded> {
+        let mut batch = record::Batch::default();
+        for m in msgs {
+            m.validate(self.inner.cfg.max_body_bytes)?;
+            batch.push(m);
+        }
+        Ok(Encoded { batch })
+    }
+
+    /// Appends a batch made by [`Store::encode`] (here or on another
+    /// replica) with the store time `store_time_ms` (raised to the log's
+    /// last store time if lower), and calls `done` once it is durable, as
+    /// [`Store::append_then`] does. Two stores holding the same bytes
+    /// that append the same encoded batches with the same store times, in
+    /// the same order, write the same bytes at the same positions: the
+    /// segment size must be the same too.
+    pub fn append_encoded(
+        &self,
+        encoded: Encoded,
+        store_time_ms: i64,
+        done: impl FnOnce(Result<Vec<Appended>>) + Send + 'static,
+    ) {
+        let mut batch = encoded.batch;
+        if batch.records.is_empty() {
+            return done(Ok(Vec::new()));
+        }
+        batch.store_time = Some(store_time_ms);
+        self.inner.log.append(&mut batch, Box::new(done));
+    }
+
+    /// The end of the commit log: where the next record goes (before a
+    /// segment roll).
+    pub fn log_end(&self) -> u64 {
+        self.inner.log.written()
     }
 
     /// Writes the records at `copies`' positions again, each as a new

@@ -52,6 +52,9 @@ pub(crate) struct Pending {
 pub(crate) struct Batch {
     pub buf: Vec<u8>,
     pub records: Vec<Pending>,
+    /// The store time to write (raised to the log's last if lower), or
+    /// `None` for the clock's.
+    pub store_time: Option<i64>,
 }
 
 fn put_u16_str(buf: &mut Vec<u8>, s: &str) {
@@ -145,6 +148,43 @@ impl Batch {
         // Written from a `TopicName` (or a checked record) by this batch.
         let topic = std::str::from_utf8(&self.buf[at..at + topic_len]).unwrap_or_default();
         (topic, le_u32(&h[12..16]))
+    }
+
+    /// A batch from the bytes of another batch's buffer ([`Batch::buf`]
+    /// before it was written): each record's length, format version and
+    /// topic are checked, its tail checksum computed again.
+    pub fn from_buf(buf: Vec<u8>) -> Result<Self, String> {
+        let mut records = Vec::new();
+        let mut at = 0usize;
+        while at < buf.len() {
+            let len = peek_len(&buf[at..]).ok_or_else(|| format!("bad record length at {at}"))?;
+            let end = at + len as usize;
+            let rec = buf
+                .get(at..end)
+                .ok_or_else(|| format!("record at {at} runs past the batch"))?;
+            if rec[8] != FORMAT_VERSION {
+                return Err(format!("record at {at}: format version {}", rec[8]));
+            }
+            let topic_len = usize::from(u16::from_le_bytes([rec[10], rec[11]]));
+            let topic = rec
+                .get(HEADER_LEN..HEADER_LEN + topic_len)
+                .ok_or_else(|| format!("record at {at}: topic runs past the record"))?;
+            let topic = std::str::from_utf8(topic)
+                .map_err(|_| format!("record at {at}: topic not UTF-8"))?;
+            TopicName::new(topic).map_err(|e| format!("record at {at}: {e}"))?;
+            let tail_crc = crc32c::crc32c(&rec[HEADER_LEN..]);
+            records.push(Pending {
+                start: at,
+                len,
+                tail_crc,
+            });
+            at = end;
+        }
+        Ok(Self {
+            buf,
+            records,
+            store_time: None,
+        })
     }
 
     pub fn len_bytes(&self) -> u64 {

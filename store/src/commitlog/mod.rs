@@ -224,7 +224,7 @@ impl CommitLog {
             self.roll(&mut tail)?;
         }
         let start = tail.active.base + tail.active_len;
-        let ts = now_ms().max(tail.last_ts);
+        let ts = batch.store_time.unwrap_or_else(now_ms).max(tail.last_ts);
         tail.last_ts = ts;
         let mut pos = start;
         for i in 0..count {

@@ -123,6 +123,9 @@ impl CommitLog {
             segments.push(Arc::new(open_segment(path, *base, false)?));
         }
 
+        // A replica keeps nothing past what it knows it applied durably.
+        let limit = cfg.recover_until.unwrap_or(u64::MAX);
+        let scan_hint = scan_hint.min(limit);
         // Scan from the segment holding the hint (the last one at or below it).
         let first = segments
             .iter()
@@ -138,6 +141,12 @@ impl CommitLog {
         let mut keep = segments.len();
         for (i, seg) in segments.iter().enumerate().skip(first) {
             let len = seg.file.metadata().map_err(io_err(&seg.path))?.len();
+            if i > first && seg.base >= limit {
+                rec.stop_reason = Some(format!("past the applied mark {limit}"));
+                keep = i;
+                break;
+            }
+            let usable = len.min(limit.saturating_sub(seg.base));
             if seg.base != end {
                 rec.stop_reason = Some(format!(
                     "segment {} does not start where the previous one ends ({end})",
@@ -148,18 +157,18 @@ impl CommitLog {
             }
             let hint = scan_hint.saturating_sub(seg.base);
             let (mut reached, mut why) = (0, None);
-            if i == first && hint > 0 && hint <= len {
-                (reached, why) = scan_segment(seg, hint, len, |_| Ok(()))?;
+            if i == first && hint > 0 && hint <= usable {
+                (reached, why) = scan_segment(seg, hint, usable, |_| Ok(()))?;
                 rec.scanned_from = seg.base + hint;
             }
             if (reached == hint && why.is_some()) || reached == 0 {
                 // No record where the hint says: check the whole segment.
                 rec.scanned_from = seg.base;
-                (reached, why) = scan_segment(seg, 0, len, |_| Ok(()))?;
+                (reached, why) = scan_segment(seg, 0, usable, |_| Ok(()))?;
             }
             end = seg.base + reached;
             if reached < len {
-                rec.stop_reason = why;
+                rec.stop_reason = why.or_else(|| Some(format!("past the applied mark {limit}")));
                 rec.truncated_bytes += len - reached;
                 quarantine_tail(&dir, seg, reached, len)?;
                 keep = i + 1;
