@@ -78,6 +78,7 @@ pub(crate) mod park;
 pub mod pop;
 pub mod produce;
 pub mod receipt;
+pub mod replica;
 pub mod routes;
 mod server;
 mod task;

@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
+pub mod replicas;
+
 /// The message `tern standalone` logs once its store has opened.
 pub const STORE_OPEN: &str = "store open";
 

@@ -227,6 +227,12 @@ impl Store {
         self.inner.log.written()
     }
 
+    /// How far the commit log is fsynced: a crash keeps at least this
+    /// much.
+    pub fn flushed_end(&self) -> u64 {
+        self.inner.log.flushed()
+    }
+
     /// Writes the records at `copies`' positions again, each as a new
     /// message of its `topic` and `queue_id`, with the same message id,
     /// tag, keys, properties, body, flags and born time: one batch, all or
