@@ -147,6 +147,10 @@ pub enum BrokerError {
     #[error("TLS: {0}")]
     Tls(#[from] tern_tls::TlsError),
 
+    /// A write reached a replica that is not its group's leader.
+    #[error("{0}")]
+    NotLeader(String),
+
     /// An internal failure that leaves a component unusable (a poisoned
     /// lock, a failed journal write).
     #[error("broker failure: {0}")]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tern_protocol::admin::tern_admin_server::TernAdminServer;
 use tern_protocol::shutdown;
 use tern_protocol::v2::messaging_service_server::MessagingServiceServer;
-use tern_store::{Store, StoreConfig};
+use tern_store::{FlushPolicy, Store, StoreConfig};
 use tern_tls::{ClientTlsConfig, ServerTls, ServerTlsConfig};
 use tokio::net::TcpListener;
 
@@ -24,6 +24,7 @@ use crate::meta::Registry;
 use crate::metrics::{Health, HttpState, Metrics, serve_http};
 use crate::pop::{Pop, PopConfig};
 use crate::produce::{AdmissionLimits, Produce, ProduceConfig};
+use crate::replica::{Mark, Replicated, ReplicationConfig};
 use crate::routes::Routes;
 use crate::timer::{DelayConfig, Timer};
 use crate::txn::{TransactionConfig, Transactions};
@@ -98,6 +99,8 @@ pub struct BrokerConfig {
     /// Connections the gRPC port takes at once; more are closed as soon
     /// as they are accepted. Default 10 000.
     pub max_connections: usize,
+    /// Set: this broker is a replica of a replicated group. Default unset.
+    pub replication: Option<ReplicationConfig>,
 }
 
 impl BrokerConfig {
@@ -122,6 +125,7 @@ impl BrokerConfig {
             nameserver_tls: None,
             auth: crate::AuthConfig::default(),
             max_connections: tern_tls::DEFAULT_MAX_CONNECTIONS,
+            replication: None,
         }
     }
 }
@@ -138,6 +142,8 @@ pub struct Broker {
     /// The gRPC port's TLS, set up at open so a bad certificate stops the
     /// broker before it listens.
     tls: Arc<ServerTls>,
+    /// A replica's applied mark, read when its store opened.
+    mark: Option<Mark>,
 }
 
 impl Broker {
@@ -151,7 +157,22 @@ impl Broker {
         store_cfg
             .retention_holders
             .extend([crate::timer::PARK_NAME, crate::txn::PARK_NAME].map(crate::park::topic_of));
-        let store = Arc::new(Store::open(store_cfg)?);
+        let (store, mark) = match &cfg.replication {
+            Some(replication) => {
+                replication.validate()?;
+                if !cfg.nameservers.is_empty() {
+                    return Err(BrokerError::Invalid(
+                        "a replica of a replicated group cannot register with name servers yet: \
+                         give either nameservers or replicas"
+                            .into(),
+                    ));
+                }
+                store_cfg.replica_only = true;
+                crate::replica::open_store(store_cfg, &dir)?
+            }
+            None => (Store::open(store_cfg)?, None),
+        };
+        let store = Arc::new(store);
         let registry = Arc::new(Registry::open(&dir.join("meta"))?.with_limits(cfg.limits));
         let pop = Pop::open(
             PopConfig::new(dir.join("pop")),
@@ -177,6 +198,7 @@ impl Broker {
             timer,
             txn,
             tls,
+            mark,
         })
     }
 
@@ -224,7 +246,20 @@ impl Broker {
             tracing::warn!("the store already has a listener; long polls fall back to timers");
         }
         let closing = Closing::default();
-        let produce = Arc::new(Produce::new(
+        let replicated = match &self.cfg.replication {
+            Some(rc) => Some(Arc::new(
+                Replicated::start(
+                    rc,
+                    Arc::clone(&self.store),
+                    &self.cfg.store.dir,
+                    self.mark,
+                    self.cfg.store.flush == FlushPolicy::Sync,
+                )
+                .await?,
+            )),
+            None => None,
+        };
+        let produce = Produce::new(
             Arc::clone(&self.store),
             Arc::clone(&self.registry),
             Arc::clone(&self.timer),
@@ -237,7 +272,11 @@ impl Broker {
                 },
                 dedup: self.cfg.dedup,
             },
-        ));
+        );
+        let produce = Arc::new(match &replicated {
+            Some(r) => produce.replicated(Arc::clone(r)),
+            None => produce,
+        });
         let consume = Arc::new(Consume::new(
             Arc::clone(&self.store),
             Arc::clone(&self.registry),
@@ -344,6 +383,9 @@ impl Broker {
         let _ = checks.await;
         if let Some(m) = membership {
             m.stop().await;
+        }
+        if let Some(r) = replicated {
+            r.stop().await;
         }
         let closed = tokio::task::spawn_blocking(move || self.close())
             .await

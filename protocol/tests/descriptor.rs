@@ -167,6 +167,10 @@ fn wire_snapshot() {
             "tern/nameserver/v1/nameserver.proto",
             "tern_nameserver_v1_nameserver.txt",
         ),
+        (
+            "tern/replication/v1/replication.proto",
+            "tern_replication_v1_replication.txt",
+        ),
     ] {
         let actual = render_file(file(&set, proto));
         let path = golden.join(snapshot);

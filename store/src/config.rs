@@ -76,6 +76,12 @@ pub struct StoreConfig {
     /// setting of the configuration file. Default none.
     #[serde(skip)]
     pub recover_until: Option<u64>,
+    /// Take appends only through [`crate::Store::append_encoded`] (a
+    /// replicated group's replica): every other append is refused with
+    /// [`crate::StoreError::ReplicaOnly`]. Not a setting of the
+    /// configuration file. Default false.
+    #[serde(skip)]
+    pub replica_only: bool,
 }
 
 impl Default for StoreConfig {
@@ -104,6 +110,7 @@ impl StoreConfig {
             clean_interval: Duration::from_secs(10),
             retention_holders: Vec::new(),
             recover_until: None,
+            replica_only: false,
         }
     }
 

@@ -48,6 +48,12 @@ pub enum StoreError {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// A replica's store takes appends from its group's log only
+    /// ([`crate::Store::append_encoded`]); any other write would make its
+    /// commit log differ from the other replicas'.
+    #[error("this store is a replica of a group: it is written only through the group's log")]
+    ReplicaOnly,
+
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,

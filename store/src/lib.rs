@@ -175,6 +175,9 @@ impl Store {
         msgs: &[Message],
         done: impl FnOnce(Result<Vec<Appended>>) + Send + 'static,
     ) {
+        if self.inner.cfg.replica_only {
+            return done(Err(StoreError::ReplicaOnly));
+        }
         let mut batch = record::Batch::default();
         for m in msgs {
             if let Err(e) = m.validate(self.inner.cfg.max_body_bytes) {
@@ -258,6 +261,9 @@ impl Store {
     /// times are assigned now), all or nothing, returning once durable
     /// under the flush policy. Blocking.
     pub fn append_prepared(&self, copies: PreparedCopies) -> Result<Vec<Appended>> {
+        if self.inner.cfg.replica_only {
+            return Err(StoreError::ReplicaOnly);
+        }
         copies.append(&self.inner.log)
     }
 

@@ -152,3 +152,32 @@ fn bytes_that_are_not_a_batch_are_refused() {
     bad_version[8] = 9;
     assert!(Encoded::from_bytes(bad_version).is_err());
 }
+
+#[test]
+fn a_replica_store_takes_appends_from_its_log_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    store.append(&batch(0)).unwrap();
+    store.close().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.replica_only = true;
+    let store = Store::open(cfg).unwrap();
+    let end = store.log_end();
+    assert!(matches!(
+        store.append(&batch(1)),
+        Err(tern_store::StoreError::ReplicaOnly)
+    ));
+    let topic = tern_model::TopicName::new("orders").unwrap();
+    let copy = [tern_store::CopyOf {
+        position: 0,
+        topic: &topic,
+        queue_id: 0,
+    }];
+    assert!(matches!(
+        store.append_copies(&copy),
+        Err(tern_store::StoreError::ReplicaOnly)
+    ));
+    assert_eq!(store.log_end(), end, "nothing was written");
+    let appended = append(&store, store.encode(&batch(1)).unwrap(), time(1));
+    assert_eq!(appended.len(), batch(1).len());
+}

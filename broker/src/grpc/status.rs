@@ -120,6 +120,7 @@ fn code_of(err: &BrokerError) -> Code {
         BrokerError::BodyTooLarge { .. } => Code::MessageBodyTooLarge,
         BrokerError::InvalidMessage(m) => message_code(m),
         BrokerError::DiskFull(_) | BrokerError::TooManyRequests(_) => Code::TooManyRequests,
+        BrokerError::NotLeader(_) => Code::HaNotAvailable,
         BrokerError::TopicExists(_)
         | BrokerError::GroupExists(_)
         | BrokerError::QueueShrink { .. }

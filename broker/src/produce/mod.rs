@@ -40,6 +40,8 @@ use std::time::Instant;
 use tern_model::{Message, TopicName, now_ms};
 use tern_store::Store;
 
+use crate::replica::Replicated;
+
 pub use admit::{Admission, AdmissionLimits, Pending};
 
 use crate::dedup::{self, Begin, Claim, Dedup, DedupConfig, Outcome, ParkKind, ParkedAt, Stored};
@@ -126,6 +128,9 @@ pub struct Produce {
     admission: Admission,
     /// Round-robin counter choosing the queue of each send request.
     next_queue: AtomicUsize,
+    /// Set in a replicated group: topic messages are written through the
+    /// group's log.
+    replicated: Option<Arc<Replicated>>,
 }
 
 /// One message on its way: its slot in the answer, where it goes (`None`:
@@ -160,7 +165,16 @@ impl Produce {
             producers: Arc::default(),
             admission,
             next_queue: AtomicUsize::new(0),
+            replicated: None,
         }
+    }
+
+    /// The send path of a replica of a replicated group: topic messages
+    /// go through the group's log (`replicated`); delayed and half
+    /// messages are refused, as the parks are not replicated yet.
+    pub fn replicated(mut self, replicated: Arc<Replicated>) -> Self {
+        self.replicated = Some(replicated);
+        self
     }
 
     /// The live producers (their Telemetry streams register there).
@@ -425,23 +439,47 @@ impl Produce {
                     .collect()
             })
         };
+        let stored = |queues: Vec<u32>, r: tern_store::Result<Vec<tern_store::Appended>>| {
+            r.map_err(BrokerError::from).map(|appended| {
+                appended
+                    .iter()
+                    .zip(queues)
+                    .map(|(a, queue_id)| {
+                        Outcome::Stored(Stored {
+                            queue_id,
+                            queue_offset: a.queue_offset,
+                        })
+                    })
+                    .collect()
+            })
+        };
+        if let Some(replicated) = &self.replicated {
+            if park.is_some() {
+                done(Err(BrokerError::Unsupported(
+                    "delayed and transactional messages are not replicated yet: a replicated broker group takes normal and FIFO messages only".into(),
+                )));
+                return None;
+            }
+            let queues: Vec<u32> = msgs.iter().map(|m| m.queue_id).collect();
+            match self.store.encode(&msgs) {
+                Ok(encoded) => {
+                    let replicated = Arc::clone(replicated);
+                    tokio::spawn(async move {
+                        match replicated.append(encoded, now_ms()).await {
+                            Ok(appended) => done(stored(queues, Ok(appended))),
+                            Err(e) => done(Err(e)),
+                        }
+                    });
+                }
+                Err(e) => done(Err(e.into())),
+            }
+            return Some(msgs);
+        }
         match park {
             None => {
                 let queues: Vec<u32> = msgs.iter().map(|m| m.queue_id).collect();
-                self.store.append_then(&msgs, move |r| {
-                    done(r.map_err(BrokerError::from).map(|appended| {
-                        appended
-                            .iter()
-                            .zip(queues)
-                            .map(|(a, queue_id)| {
-                                Outcome::Stored(Stored {
-                                    queue_id,
-                                    queue_offset: a.queue_offset,
-                                })
-                            })
-                            .collect()
-                    }));
-                });
+                self.store
+                    .append_then(&msgs, move |r| done(stored(queues, r)));
                 return Some(msgs);
             }
             Some(ParkKind::Timer) => self

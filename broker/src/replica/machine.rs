@@ -1,12 +1,6 @@
-//! A replicated broker group's state machine: the commands a group's
-//! Raft log carries (`tern-replication`) and how each replica applies them
-//! to its own store, so every replica's commit log holds the same bytes at
-//! the same positions.
-//!
-//! Only messages are replicated so far (`Command::Append`: a batch the
-//! leader encoded with `Store::encode`, and the leader's store time); the
-//! registry, consumption state, parked messages and transactions are not
-//! yet (docs/ARCHITECTURE.md, "Replication").
+//! The commands a group's Raft log carries and how each replica applies
+//! them to its own store, so every replica's commit log holds the same
+//! bytes at the same positions.
 //!
 //! Restart: a replica applies commands to its store under the store's own
 //! flush policy and remembers, for recent commands, where the log ended
@@ -143,37 +137,25 @@ struct Marks {
     recent: VecDeque<Mark>,
 }
 
-/// A replica's state machine over its store.
-#[derive(Debug)]
-pub struct GroupMachine {
+/// Writes a replica's applied mark as its store fsyncs (shared by the
+/// machine, which records marks, and the task that persists them, so that
+/// task never holds the machine).
+#[derive(Debug, Clone)]
+pub struct MarkKeeper {
     store: Arc<Store>,
     dir: PathBuf,
     marks: Arc<Mutex<Marks>>,
 }
 
-impl GroupMachine {
-    /// The machine over `store` (opened with [`open_store`], which gave
-    /// `mark`), keeping its mark under `data_dir`.
-    pub fn new(store: Arc<Store>, data_dir: &Path, mark: Option<Mark>) -> Self {
-        let marks = Marks {
-            durable: mark,
-            recent: VecDeque::new(),
-        };
-        Self {
-            store,
-            dir: mark_dir(data_dir),
-            marks: Arc::new(Mutex::new(marks)),
-        }
-    }
-
-    /// The replica's store.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
+impl MarkKeeper {
+    /// Fsyncs the store's commit log (so the next mark covers all of it).
+    pub fn flush_store(&self) -> Result<(), BrokerError> {
+        self.store.flush().map(|_| ()).map_err(BrokerError::from)
     }
 
     /// Writes the newest mark whose commit-log end is fsynced, if it is
     /// newer than the last one written; returns the mark now durable.
-    pub fn persist_mark(&self) -> Result<Option<Mark>, BrokerError> {
+    pub fn persist(&self) -> Result<Option<Mark>, BrokerError> {
         let flushed = self.store.flushed_end();
         let newest = {
             let mut marks = self.marks.lock();
@@ -197,13 +179,52 @@ impl GroupMachine {
         self.marks.lock().durable = Some(newest);
         Ok(Some(newest))
     }
+}
+
+/// A replica's state machine over its store.
+#[derive(Debug)]
+pub struct GroupMachine {
+    keeper: MarkKeeper,
+}
+
+impl GroupMachine {
+    /// The machine over `store` (opened with [`open_store`], which gave
+    /// `mark`), keeping its mark under `data_dir`.
+    pub fn new(store: Arc<Store>, data_dir: &Path, mark: Option<Mark>) -> Self {
+        let marks = Marks {
+            durable: mark,
+            recent: VecDeque::new(),
+        };
+        let keeper = MarkKeeper {
+            store,
+            dir: mark_dir(data_dir),
+            marks: Arc::new(Mutex::new(marks)),
+        };
+        Self { keeper }
+    }
+
+    /// The replica's store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.keeper.store
+    }
+
+    /// The keeper of this machine's applied mark.
+    pub fn mark_keeper(&self) -> MarkKeeper {
+        self.keeper.clone()
+    }
+
+    /// Writes the newest fsynced mark ([`MarkKeeper::persist`]).
+    pub fn persist_mark(&self) -> Result<Option<Mark>, BrokerError> {
+        self.keeper.persist()
+    }
 
     fn append(&self, index: u64, store_time_ms: i64, batch: Vec<u8>) -> Result<Vec<u8>, String> {
         let encoded = Encoded::from_bytes(batch).map_err(|e| format!("entry {index}: {e}"))?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.store.append_encoded(encoded, store_time_ms, move |r| {
-            let _ = tx.send(r);
-        });
+        self.store()
+            .append_encoded(encoded, store_time_ms, move |r| {
+                let _ = tx.send(r);
+            });
         let appended = rx
             .recv()
             .map_err(|_| format!("entry {index}: the store closed"))?
@@ -222,13 +243,17 @@ impl Machine for GroupMachine {
                 batch,
             } => self.append(index, store_time_ms, batch)?,
         };
-        let end = self.store.log_end();
-        self.marks.lock().recent.push_back(Mark { index, end });
+        let end = self.store().log_end();
+        self.keeper
+            .marks
+            .lock()
+            .recent
+            .push_back(Mark { index, end });
         Ok(answer)
     }
 
     fn applied(&self) -> Option<u64> {
-        let marks = self.marks.lock();
+        let marks = self.keeper.marks.lock();
         marks
             .recent
             .back()

@@ -262,7 +262,7 @@ async fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
             }
             let n = lines.len() as u64;
             p.send(std::mem::take(&mut lines)).await?;
-            if bar.is_none() && p.sent + p.failed >= args.batch.into() {
+            if bar.is_none() && p.sent + p.failed >= u64::from(args.batch) {
                 bar = Some(progress_bar());
             }
             if let Some(bar) = &bar {

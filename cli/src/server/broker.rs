@@ -72,7 +72,41 @@ pub struct BrokerArgs {
         conflicts_with = "nameservers_ca_file"
     )]
     pub nameservers_insecure_skip_verify: bool,
+
+    /// This broker's id in its replicated group (with --replicas)
+    /// [default: not replicated]
+    #[arg(long, value_name = "ID", env = "TERN_REPLICA_ID", help_heading = REPLICATION)]
+    pub replica_id: Option<u64>,
+
+    /// Every replica of the group, this one included, as ID=HOST:PORT of
+    /// their replication ports, comma separated (e.g.
+    /// 0=b-0:9877,1=b-1:9877,2=b-2:9877). The replicas elect a leader, which
+    /// takes the sends; a send is answered once a majority of the replicas
+    /// hold it. Normal and FIFO messages only, no name servers yet
+    /// [default: none]
+    #[arg(
+        long,
+        value_name = "ID=HOST:PORT,...",
+        env = "TERN_REPLICAS",
+        value_delimiter = ',',
+        help_heading = REPLICATION
+    )]
+    pub replicas: Option<Vec<String>>,
+
+    /// Where this replica's replication port listens [default: its own
+    /// address in --replicas]
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        env = "TERN_REPLICATION_LISTEN",
+        value_parser = parse_listen,
+        help_heading = REPLICATION
+    )]
+    pub replication_listen: Option<String>,
 }
+
+/// The `--help` heading of the replication settings.
+const REPLICATION: &str = "Replication options (not taken by `tern standalone`)";
 
 /// The `--help` heading of the settings `tern standalone` does not take.
 const CLUSTER: &str = "Cluster options (not taken by `tern standalone`)";
@@ -131,8 +165,61 @@ impl BrokerArgs {
                 ..tern_tls::ClientTlsConfig::default()
             });
         }
+        cfg.replication = replication(
+            self.replica_id.or(file.replica_id),
+            self.replicas.or(file.replicas),
+            self.replication_listen.or(file.replication_listen),
+        )?;
         Ok((cfg, listen))
     }
+}
+
+/// The replication settings from `replica_id`, `replicas` and
+/// `replication_listen`: none, or all that a replica needs.
+fn replication(
+    id: Option<u64>,
+    replicas: Option<Vec<String>>,
+    listen: Option<String>,
+) -> anyhow::Result<Option<tern_broker::replica::ReplicationConfig>> {
+    let (id, replicas) = match (id, replicas) {
+        (None, None) => {
+            anyhow::ensure!(
+                listen.is_none(),
+                "replication_listen needs replicas and replica_id"
+            );
+            return Ok(None);
+        }
+        (Some(id), Some(replicas)) => (id, replicas),
+        (None, Some(_)) => anyhow::bail!("replicas needs replica_id: this broker's id among them"),
+        (Some(_), None) => {
+            anyhow::bail!("replica_id needs replicas: every replica as ID=HOST:PORT")
+        }
+    };
+    let mut map = std::collections::BTreeMap::new();
+    for r in &replicas {
+        let (rid, address) = r
+            .split_once('=')
+            .with_context(|| format!("replicas: {r:?} is not ID=HOST:PORT"))?;
+        let rid: u64 = rid
+            .trim()
+            .parse()
+            .with_context(|| format!("replicas: {rid:?} in {r:?} is not a replica id"))?;
+        check_address("replicas", address.trim())?;
+        anyhow::ensure!(
+            map.insert(rid, address.trim().to_owned()).is_none(),
+            "replicas: replica {rid} is named twice"
+        );
+    }
+    anyhow::ensure!(
+        map.contains_key(&id),
+        "replica_id {id} is not among the replicas ({})",
+        replicas.join(",")
+    );
+    Ok(Some(tern_broker::replica::ReplicationConfig {
+        id,
+        replicas: map,
+        listen,
+    }))
 }
 
 /// Runs `tern broker` to completion.

@@ -42,6 +42,9 @@ pub(crate) struct BrokerFile {
     pub nameservers_tls: Option<bool>,
     pub nameservers_ca_file: Option<PathBuf>,
     pub nameservers_insecure_skip_verify: Option<bool>,
+    pub replica_id: Option<u64>,
+    pub replicas: Option<Vec<String>>,
+    pub replication_listen: Option<String>,
     #[serde(default)]
     pub store: StoreFile,
     #[serde(default)]
@@ -72,6 +75,9 @@ impl BrokerFile {
                 "nameservers_insecure_skip_verify",
                 self.nameservers_insecure_skip_verify.is_some(),
             ),
+            ("replica_id", self.replica_id.is_some()),
+            ("replicas", self.replicas.is_some()),
+            ("replication_listen", self.replication_listen.is_some()),
         ]
         .into_iter()
         .filter_map(|(key, set)| set.then_some(key))
