@@ -56,9 +56,16 @@ fn help_shows_the_defaults_in_force() {
     // `tern standalone` shows the same node settings, and no cluster ones.
     let standalone = help("standalone");
     for line in text.lines().map(str::trim).filter(|l| l.starts_with("--")) {
-        let cluster = ["--cluster", "--nameservers", "--heartbeat-interval-secs"]
-            .iter()
-            .any(|f| line.starts_with(f));
+        let cluster = [
+            "--cluster",
+            "--nameservers",
+            "--heartbeat-interval-secs",
+            "--replica-id",
+            "--replicas",
+            "--replication-listen",
+        ]
+        .iter()
+        .any(|f| line.starts_with(f));
         assert_eq!(
             standalone.contains(line),
             !cluster,
