@@ -167,6 +167,12 @@ impl Broker {
                             .into(),
                     ));
                 }
+                if cfg.auth.enabled {
+                    return Err(BrokerError::Invalid(
+                        "request checks (auth) on a replica of a replicated group are not supported yet"
+                            .into(),
+                    ));
+                }
                 store_cfg.replica_only = true;
                 crate::replica::open_store(store_cfg, &dir)?
             }
@@ -251,6 +257,7 @@ impl Broker {
                 Replicated::start(
                     rc,
                     Arc::clone(&self.store),
+                    Arc::clone(&self.registry),
                     &self.cfg.store.dir,
                     self.mark,
                     self.cfg.store.flush == FlushPolicy::Sync,

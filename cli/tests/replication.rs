@@ -8,9 +8,10 @@
 //! duplicates counted. Each cycle's time from the kill to the next
 //! acknowledged send is printed.
 //!
-//! The registry is not replicated yet, so the topic is created on each
-//! replica; name servers are not supported with replicas yet, so the
-//! producer finds the leader itself (a follower answers HA_NOT_AVAILABLE).
+//! Topics are created once, through the leader, and reach every replica
+//! through the group's log; name servers are not supported with replicas
+//! yet, so the producer finds the leader itself (a follower answers
+//! HA_NOT_AVAILABLE).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -144,6 +145,47 @@ async fn send(
     }
 }
 
+/// Creates `topic` through the first replica that takes it (the leader),
+/// trying for up to 30 s.
+async fn create_topic(group: &Group, topic: &TopicName) {
+    let spec = TopicSpec {
+        name: topic.clone(),
+        queues: Some(4),
+        message_type: None,
+        permission: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for r in &group.replicas {
+            if r.proc.is_some()
+                && let Ok(admin) = AdminClient::connect(&r.address).await
+                && admin.create_topic(&spec).await.is_ok()
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replica created topic {topic}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The topics replica `i` knows.
+async fn topics_on(group: &Group, i: usize) -> Vec<String> {
+    let admin = AdminClient::connect(&group.replicas[i].address)
+        .await
+        .unwrap();
+    admin
+        .list_topics()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
 #[test]
 fn acknowledged_messages_survive_leader_kills() {
     let root = tempfile::tempdir().unwrap();
@@ -153,18 +195,9 @@ fn acknowledged_messages_survive_leader_kills() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let topic = TopicName::new("orders").unwrap();
-    rt.block_on(async {
-        for r in &group.replicas {
-            let admin = AdminClient::connect(&r.address).await.unwrap();
-            let spec = TopicSpec {
-                name: topic.clone(),
-                queues: Some(4),
-                message_type: None,
-                permission: None,
-            };
-            admin.create_topic(&spec).await.unwrap();
-        }
-    });
+    // The topic is created once, through whichever replica leads (a
+    // follower refuses); the registry change reaches every replica.
+    rt.block_on(create_topic(&group, &topic));
     let mut acked: BTreeMap<String, u64> = BTreeMap::new();
     let mut clients: BTreeMap<usize, MessagingClient> = BTreeMap::new();
     let mut n = 0u64;
@@ -190,6 +223,27 @@ fn acknowledged_messages_survive_leader_kills() {
         group.start(leader);
     }
     eprintln!("time to writes again after each leader kill: {failovers:?}");
+    // A topic created after the kills, through the last leader, is known
+    // to every replica, the restarted ones too.
+    let later = TopicName::new("later").unwrap();
+    rt.block_on(create_topic(&group, &later));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for i in 0..3 {
+        while !rt
+            .block_on(topics_on(&group, i))
+            .contains(&"later".to_owned())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "replica {i} does not know topic later"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            rt.block_on(topics_on(&group, i))
+                .contains(&"orders".to_owned())
+        );
+    }
     assert_eq!(failovers.len(), CYCLES);
 
     // Read everything back from the last leader with a new group.

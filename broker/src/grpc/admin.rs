@@ -72,6 +72,7 @@ pub(super) fn grpc(e: BrokerError) -> Status {
         BrokerError::DiskFull(_)
         | BrokerError::TooManyRequests(_)
         | BrokerError::LimitReached(_) => Status::resource_exhausted(msg),
+        BrokerError::NotLeader(_) => Status::unavailable(msg),
         _ => Status::internal(msg),
     }
 }

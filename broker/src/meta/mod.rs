@@ -105,8 +105,24 @@ pub struct Registry {
     writer: Mutex<ChangeLog>,
     /// The most topics and groups created.
     limits: RegistryLimits,
+    /// Set on a replica of a replicated group: changes are decided here
+    /// and applied on every replica through the group's log.
+    replicator: std::sync::OnceLock<std::sync::Arc<dyn MetaReplicator>>,
+    /// Serializes a replica's proposals, so each is decided on the
+    /// contents its predecessor left.
+    proposing: Mutex<()>,
     /// One process per registry file.
     _lock: File,
+}
+
+/// Where a replicated group's registry changes go
+/// ([`Registry::replicate_with`]): the group's log, whose every replica
+/// applies them with [`Registry::apply_replicated`].
+pub trait MetaReplicator: Send + Sync + std::fmt::Debug {
+    /// Replicates `change` (encoded by the registry) and returns once it
+    /// is applied on this replica. Blocking; an error leaves the registry
+    /// unchanged here (a replica that is not the leader refuses).
+    fn replicate(&self, change: Vec<u8>) -> Result<()>;
 }
 
 /// A consistent copy of the whole registry.
@@ -154,8 +170,27 @@ impl Registry {
             contents: RwLock::new(contents),
             writer: Mutex::new(log),
             limits: RegistryLimits::default(),
+            replicator: std::sync::OnceLock::new(),
+            proposing: Mutex::new(()),
             _lock: lock_file,
         })
+    }
+
+    /// Sends every change from now on through `replicator` (a replica of a
+    /// replicated group); `false` if one was set already.
+    pub fn replicate_with(&self, replicator: std::sync::Arc<dyn MetaReplicator>) -> bool {
+        self.replicator.set(replicator).is_ok()
+    }
+
+    /// Applies a change that came through the group's log (encoded by
+    /// [`Registry::change`] on the leader): durable in this registry's log,
+    /// then published. Changes set final states, so one applied twice
+    /// (replayed after a restart) changes nothing more.
+    pub fn apply_replicated(&self, change: &[u8]) -> Result<()> {
+        let ops: Vec<Op> = serde_json::from_slice(change)
+            .map_err(|e| BrokerError::Invalid(format!("a replicated registry change: {e}")))?;
+        let mut log = self.writer.lock();
+        self.commit(&mut log, ops)
     }
 
     /// The registry with `limits` on what it creates from now on (what it
@@ -373,11 +408,30 @@ impl Registry {
     /// contents until the change is durable; a failed write changes
     /// nothing.
     fn change<R>(&self, f: impl FnOnce(&Contents) -> Result<(Vec<Op>, R)>) -> Result<R> {
+        if let Some(replicator) = self.replicator.get() {
+            let _turn = self.proposing.lock();
+            let (ops, out) = f(&self.contents.read())?;
+            if ops.is_empty() {
+                return Ok(out);
+            }
+            let change = serde_json::to_vec(&ops).map_err(|e| {
+                BrokerError::Failed(format!("cannot encode a registry change: {e}"))
+            })?;
+            replicator.replicate(change)?;
+            return Ok(out);
+        }
         let mut log = self.writer.lock();
         let (ops, out) = f(&self.contents.read())?;
         if ops.is_empty() {
             return Ok(out);
         }
+        self.commit(&mut log, ops)?;
+        Ok(out)
+    }
+
+    /// Makes `ops` durable in the log, publishes them, and folds the log
+    /// into the snapshot when it has grown.
+    fn commit(&self, log: &mut ChangeLog, ops: Vec<Op>) -> Result<()> {
         log.append(&ops)?;
         let entries = {
             let mut c = self.contents.write();
@@ -390,11 +444,11 @@ impl Registry {
         if log.records() > entries.max(COMPACT_MIN_RECORDS) {
             // The change is durable in the log already; a failed snapshot
             // only leaves the log longer.
-            if let Err(e) = self.compact(&mut log) {
+            if let Err(e) = self.compact(log) {
                 tracing::warn!(error = %e, "could not fold the registry log into a snapshot");
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Folds the log into the snapshot now (tests).
@@ -440,6 +494,80 @@ mod tests {
 
     fn group(name: &str) -> GroupConfig {
         GroupConfig::with_defaults(GroupName::new(name).unwrap()).unwrap()
+    }
+
+    /// A group's log in miniature: every change is applied to each of
+    /// `replicas` (the proposing registry among them), or refused.
+    #[derive(Debug)]
+    struct Loopback {
+        replicas: parking_lot::Mutex<Vec<std::sync::Weak<Registry>>>,
+        refuse: bool,
+    }
+
+    impl MetaReplicator for Loopback {
+        fn replicate(&self, change: Vec<u8>) -> Result<()> {
+            if self.refuse {
+                return Err(BrokerError::NotLeader("not the leader".into()));
+            }
+            for r in self
+                .replicas
+                .lock()
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+            {
+                r.apply_replicated(&change)?;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_replicated_registry_changes_only_through_its_log() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = std::sync::Arc::new(Registry::open(a_dir.path()).unwrap());
+        let b = std::sync::Arc::new(Registry::open(b_dir.path()).unwrap());
+        let log = std::sync::Arc::new(Loopback {
+            replicas: parking_lot::Mutex::new(vec![
+                std::sync::Arc::downgrade(&a),
+                std::sync::Arc::downgrade(&b),
+            ]),
+            refuse: false,
+        });
+        assert!(a.replicate_with(log.clone()));
+        assert!(!a.replicate_with(log));
+        a.create_topic(topic("orders", 4)).unwrap();
+        a.create_group(group("billing")).unwrap();
+        // Decided on the leader's contents: a second create is refused
+        // before anything is replicated.
+        assert!(matches!(
+            a.create_topic(topic("orders", 2)),
+            Err(BrokerError::TopicExists(_))
+        ));
+        for r in [&a, &b] {
+            assert_eq!(r.topic("orders").unwrap().queues(), 4);
+            assert!(r.has_group("billing"));
+        }
+        // Applied twice (a replay after a restart), a change changes nothing more.
+        let again = serde_json::to_vec(&vec![Op::PutTopic(topic("orders", 4))]).unwrap();
+        b.apply_replicated(&again).unwrap();
+        assert_eq!(b.counts(), (1, 1));
+        // The follower's changes persist like the leader's.
+        drop(b);
+        let b = Registry::open(b_dir.path()).unwrap();
+        assert_eq!(b.topic("orders").unwrap().queues(), 4);
+        // A replicator that refuses (not the leader) leaves everything as it was.
+        let c_dir = tempfile::tempdir().unwrap();
+        let c = Registry::open(c_dir.path()).unwrap();
+        c.replicate_with(std::sync::Arc::new(Loopback {
+            replicas: parking_lot::Mutex::new(Vec::new()),
+            refuse: true,
+        }));
+        assert!(matches!(
+            c.create_topic(topic("orders", 4)),
+            Err(BrokerError::NotLeader(_))
+        ));
+        assert!(!c.has_topic("orders"));
+        assert!(b.apply_replicated(b"not json").is_err());
     }
 
     #[test]

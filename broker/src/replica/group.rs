@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::machine::{Command, GroupMachine, Mark, MarkKeeper, decode_appended};
 use crate::error::{BrokerError, Result};
+use crate::meta::{MetaReplicator, Registry};
 
 /// How often the applied mark is written (when the store fsynced more).
 const MARK_INTERVAL: Duration = Duration::from_millis(100);
@@ -57,6 +58,44 @@ pub struct Replicated {
     keeper: MarkKeeper,
     server: JoinHandle<()>,
     marks: JoinHandle<()>,
+    /// Proposes the registry's changes.
+    meta: JoinHandle<()>,
+}
+
+/// Writes `command` through the group; the machine's answer.
+async fn write(replica: &Replica<GroupMachine>, command: Command) -> Result<Vec<u8>> {
+    match replica.write(command.encode()).await {
+        Ok((_, answer)) => Ok(answer),
+        Err(tern_replication::Error::NotLeader { leader }) => Err(BrokerError::NotLeader(leader.map_or_else(
+            || "this replica is not its group's leader, and no leader is known yet".to_owned(),
+            |(id, address)| {
+                format!("this replica is not its group's leader; replica {id} (replication address {address}) is")
+            },
+        ))),
+        Err(e) => Err(BrokerError::Failed(format!("replication: {e}"))),
+    }
+}
+
+/// A registry change on its way, with where its outcome goes.
+type MetaChange = (Vec<u8>, std::sync::mpsc::SyncSender<Result<()>>);
+
+/// The registry's changes through the group's log: the registry's
+/// (blocking) callers hand each to the proposing task and wait.
+#[derive(Debug)]
+struct MetaOverRaft {
+    tx: tokio::sync::mpsc::UnboundedSender<MetaChange>,
+}
+
+impl MetaReplicator for MetaOverRaft {
+    fn replicate(&self, change: Vec<u8>) -> Result<()> {
+        let (answer, outcome) = std::sync::mpsc::sync_channel(1);
+        self.tx
+            .send((change, answer))
+            .map_err(|_| BrokerError::Failed("the replica has stopped".into()))?;
+        outcome
+            .recv()
+            .unwrap_or_else(|_| Err(BrokerError::Failed("the replica has stopped".into())))
+    }
 }
 
 impl Replicated {
@@ -66,12 +105,13 @@ impl Replicated {
     pub async fn start(
         cfg: &ReplicationConfig,
         store: Arc<Store>,
+        registry: Arc<Registry>,
         data_dir: &Path,
         mark: Option<Mark>,
         sync: bool,
     ) -> Result<Self> {
         cfg.validate()?;
-        let machine = GroupMachine::new(store, data_dir, mark);
+        let machine = GroupMachine::new(store, data_dir, mark).with_registry(Arc::clone(&registry));
         let keeper = machine.mark_keeper();
         let mut rc = ReplicaConfig::new(cfg.id, cfg.replicas.clone(), data_dir.join("replica"));
         rc.sync = sync;
@@ -109,11 +149,21 @@ impl Replicated {
                 }
             }
         });
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MetaChange>();
+        let proposer = Arc::clone(&replica);
+        let meta = tokio::spawn(async move {
+            while let Some((change, answer)) = rx.recv().await {
+                let written = write(&proposer, Command::Meta(change)).await.map(|_| ());
+                let _ = answer.send(written);
+            }
+        });
+        registry.replicate_with(Arc::new(MetaOverRaft { tx }));
         Ok(Self {
             replica,
             keeper,
             server,
             marks,
+            meta,
         })
     }
 
@@ -125,16 +175,8 @@ impl Replicated {
             store_time_ms,
             batch: encoded.as_bytes().to_vec(),
         };
-        match self.replica.write(command.encode()).await {
-            Ok((_, answer)) => decode_appended(&answer).map_err(BrokerError::Failed),
-            Err(tern_replication::Error::NotLeader { leader }) => Err(BrokerError::NotLeader(
-                leader.map_or_else(
-                    || "this replica is not its group's leader, and no leader is known yet".to_owned(),
-                    |(id, address)| format!("this replica is not its group's leader; replica {id} (replication address {address}) is"),
-                ),
-            )),
-            Err(e) => Err(BrokerError::Failed(format!("replication: {e}"))),
-        }
+        let answer = write(&self.replica, command).await?;
+        decode_appended(&answer).map_err(BrokerError::Failed)
     }
 
     /// What this replica knows of its group.
@@ -145,6 +187,7 @@ impl Replicated {
     /// Stops the replica: the mark task and the port, the last mark
     /// written after a flush, then its Raft.
     pub async fn stop(&self) {
+        self.meta.abort();
         self.marks.abort();
         self.server.abort();
         let keeper = self.keeper.clone();

@@ -18,14 +18,19 @@ use tern_replication::Machine;
 use tern_store::{Appended, Encoded, Store, StoreConfig};
 
 use crate::error::BrokerError;
+use crate::meta::Registry;
 
 const APPEND: u8 = 1;
+const META: u8 = 2;
 
 /// A change every replica of a group applies in the same order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     /// Messages for topics: an encoded batch and the store time to write.
     Append { store_time_ms: i64, batch: Vec<u8> },
+    /// A change of the registry (topics, groups, users), as the leader's
+    /// registry encoded it.
+    Meta(Vec<u8>),
 }
 
 impl Command {
@@ -40,6 +45,12 @@ impl Command {
                 out.push(APPEND);
                 out.extend_from_slice(&store_time_ms.to_le_bytes());
                 out.extend_from_slice(batch);
+                out
+            }
+            Command::Meta(change) => {
+                let mut out = Vec::with_capacity(1 + change.len());
+                out.push(META);
+                out.extend_from_slice(change);
                 out
             }
         }
@@ -57,6 +68,7 @@ impl Command {
                     batch: batch.to_vec(),
                 })
             }
+            Some((&META, change)) => Ok(Command::Meta(change.to_vec())),
             Some((kind, _)) => Err(format!("unknown or short command of kind {kind}")),
             None => Err("empty command".into()),
         }
@@ -185,6 +197,9 @@ impl MarkKeeper {
 #[derive(Debug)]
 pub struct GroupMachine {
     keeper: MarkKeeper,
+    /// The registry that `Meta` commands change (`None` in tests of the
+    /// message path alone).
+    registry: Option<Arc<Registry>>,
 }
 
 impl GroupMachine {
@@ -200,7 +215,16 @@ impl GroupMachine {
             dir: mark_dir(data_dir),
             marks: Arc::new(Mutex::new(marks)),
         };
-        Self { keeper }
+        Self {
+            keeper,
+            registry: None,
+        }
+    }
+
+    /// The machine applying `Meta` commands to `registry` too.
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// The replica's store.
@@ -242,6 +266,16 @@ impl Machine for GroupMachine {
                 store_time_ms,
                 batch,
             } => self.append(index, store_time_ms, batch)?,
+            Command::Meta(change) => {
+                let registry = self
+                    .registry
+                    .as_ref()
+                    .ok_or_else(|| format!("entry {index}: a registry change, and no registry"))?;
+                registry
+                    .apply_replicated(&change)
+                    .map_err(|e| format!("entry {index}: {e}"))?;
+                Vec::new()
+            }
         };
         let end = self.store().log_end();
         self.keeper
@@ -284,6 +318,8 @@ mod tests {
         assert!(Command::decode(&[]).is_err());
         assert!(Command::decode(&[APPEND, 1, 2]).is_err());
         assert!(Command::decode(&[99]).is_err());
+        let m = Command::Meta(b"[]".to_vec());
+        assert_eq!(Command::decode(&m.encode()).unwrap(), m);
         let a = vec![
             Appended {
                 position: 7,

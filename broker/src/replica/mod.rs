@@ -3,11 +3,12 @@
 //! applies the log to its own store, so every replica's commit log holds
 //! the same bytes at the same positions.
 //!
-//! Only messages for topics are replicated so far (`Command::Append`: a
-//! batch the leader encoded with `Store::encode`, and the leader's store
-//! time); the registry, consumption state, parked messages and
-//! transactions are not yet (docs/ARCHITECTURE.md, "Replication"). A
-//! replica's store refuses every other write (`StoreConfig::replica_only`).
+//! Replicated so far: messages for topics (`Command::Append`: a batch the
+//! leader encoded with `Store::encode`, and the leader's store time) and
+//! the registry's changes (`Command::Meta`); consumption state, parked
+//! messages and transactions are not yet (docs/ARCHITECTURE.md,
+//! "Replication"). A replica's store refuses every other write
+//! (`StoreConfig::replica_only`).
 
 mod group;
 mod machine;
