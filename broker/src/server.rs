@@ -330,6 +330,7 @@ impl Broker {
                     timer: Arc::clone(&self.timer),
                     txn: Arc::clone(&self.txn),
                     health: Arc::clone(&health),
+                    replica: replicated.clone(),
                 };
                 Some(tokio::spawn(serve_http(l, state, async {
                     let _ = http_stopped.await;
@@ -345,6 +346,10 @@ impl Broker {
             self.cfg.name.clone(),
             vec![advertised.clone()],
         );
+        let admin = match &replicated {
+            Some(r) => admin.with_replica(Arc::clone(r)),
+            None => admin,
+        };
         let closer = closing.clone();
         let unready = Arc::clone(&health);
         let shutdown = async move {

@@ -295,6 +295,33 @@ fn acknowledged_messages_survive_leader_kills() {
     for (_, k) in &unknown {
         assert!(*k <= n, "received message {k}, which was never sent");
     }
+    // Each replica shows its group in the cluster status: one leader, in
+    // the same term as the others, tracking all three.
+    let views: Vec<tern_client::ReplicaStatus> = rt.block_on(async {
+        let mut views = Vec::new();
+        for r in &group.replicas {
+            let admin = AdminClient::connect(&r.address).await.unwrap();
+            let status = admin.cluster_status().await.unwrap();
+            views.push(
+                status.brokers[0]
+                    .replica
+                    .clone()
+                    .expect("a replica shows its group"),
+            );
+        }
+        views
+    });
+    let leaders: Vec<&tern_client::ReplicaStatus> =
+        views.iter().filter(|v| v.role == "leader").collect();
+    assert_eq!(leaders.len(), 1, "{views:?}");
+    assert_eq!(leaders[0].id, leader as u64);
+    assert_eq!(leaders[0].replicas.len(), 3);
+    assert!(
+        views
+            .iter()
+            .all(|v| v.leader == Some(leaders[0].id) && v.term == leaders[0].term),
+        "{views:?}"
+    );
     for r in &mut group.replicas {
         if let Some(mut p) = r.proc.take() {
             p.terminate().unwrap();

@@ -42,6 +42,7 @@ pub use messaging::{CLIENT_ID_HEADER, LANGUAGE_HEADER, MessagingClient, PROTOCOL
 pub use tern_model::{GroupName, MessageType, NameError, Permission, TopicName, UnknownName};
 pub use types::{
     BrokerStatus, ClusterStatus, Group, GroupDetails, GroupSpec, MessageQuery, MessageQueryResult,
-    QueueLag, QueueRange, StoreStats, StoredMessage, Topic, TopicDetails, TopicLag, TopicSpec,
+    QueueLag, QueueRange, ReplicaProgress, ReplicaStatus, StoreStats, StoredMessage, Topic,
+    TopicDetails, TopicLag, TopicSpec,
 };
 pub use users::{AccessRule, Action, CreatedUser, Decision, ResourceKind, User, UserKind};

@@ -216,6 +216,38 @@ pub struct BrokerStatus {
     pub topic_count: u32,
     /// Its storage, if it reported it.
     pub store: Option<StoreStats>,
+    /// Its view of its replicated group, if it is a replica of one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaStatus>,
+}
+
+/// A replica's view of its replicated group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicaStatus {
+    /// Its id in the group.
+    pub id: u64,
+    /// `leader`, `follower`, `candidate`, `learner` or `stopped`.
+    pub role: String,
+    /// The Raft term (epoch) it is in.
+    pub term: u64,
+    /// The leader it knows of.
+    pub leader: Option<u64>,
+    /// Index of the last entry in its log.
+    pub last_index: u64,
+    /// Index of the last entry applied to its store.
+    pub applied_index: u64,
+    /// On the leader: every replica's progress.
+    pub replicas: Vec<ReplicaProgress>,
+}
+
+/// One replica's progress, as its leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicaProgress {
+    pub id: u64,
+    /// Its replication address.
+    pub address: String,
+    /// The highest index known to match the leader's log.
+    pub matched_index: Option<u64>,
 }
 
 /// The brokers of a cluster as the endpoint sees them.
@@ -414,6 +446,23 @@ pub(crate) fn broker_from(b: pb::BrokerStatus) -> Result<BrokerStatus, String> {
             flushed_offset: s.flushed_offset,
             disk_usage: s.disk_usage,
             disk_full: s.disk_full,
+        }),
+        replica: b.replica.map(|r| ReplicaStatus {
+            id: r.id,
+            role: r.role,
+            term: r.term,
+            leader: r.leader,
+            last_index: r.last_index,
+            applied_index: r.applied_index,
+            replicas: r
+                .replicas
+                .into_iter()
+                .map(|p| ReplicaProgress {
+                    id: p.id,
+                    address: p.address,
+                    matched_index: p.matched_index,
+                })
+                .collect(),
         }),
     })
 }

@@ -20,6 +20,7 @@ use crate::auth::Access;
 use crate::consume::{self, Consume, Query};
 use crate::error::BrokerError;
 use crate::meta::{GroupConfig, MessageType, Permission, Registry, TopicConfig};
+use crate::replica::Replicated;
 use crate::task::blocking;
 use crate::wire::topic_out;
 
@@ -38,6 +39,8 @@ pub struct Admin {
     /// The broker's name and addresses, for ClusterStatus.
     name: String,
     endpoints: Vec<String>,
+    /// Its replica of a replicated group, if it is one.
+    replica: Option<Arc<Replicated>>,
 }
 
 impl Admin {
@@ -56,7 +59,41 @@ impl Admin {
             consume,
             name,
             endpoints,
+            replica: None,
         }
+    }
+
+    /// The admin service of a replica: ClusterStatus shows its group.
+    pub fn with_replica(mut self, replica: Arc<Replicated>) -> Self {
+        self.replica = Some(replica);
+        self
+    }
+}
+
+/// A replica's view of its group, as ClusterStatus shows it.
+fn replica_status(replica: &Replicated) -> pb::ReplicaStatus {
+    let s = replica.status();
+    let role = serde_json::to_value(s.role)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    pb::ReplicaStatus {
+        id: s.id,
+        role,
+        term: s.term,
+        leader: s.leader,
+        last_index: s.last_index.unwrap_or(0),
+        applied_index: s.applied_index.unwrap_or(0),
+        replicas: replica
+            .peers()
+            .iter()
+            .filter(|_| !s.matched.is_empty())
+            .map(|(id, address)| pb::ReplicaProgress {
+                id: *id,
+                address: address.clone(),
+                matched_index: s.matched.get(id).copied().flatten(),
+            })
+            .collect(),
     }
 }
 
@@ -309,6 +346,7 @@ impl TernAdmin for Admin {
                 disk_usage: self.store.disk_usage(),
                 disk_full: s.disk_full,
             }),
+            replica: self.replica.as_deref().map(replica_status),
         };
         Ok(Response::new(ClusterStatusResponse {
             brokers: vec![broker],

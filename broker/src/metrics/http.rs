@@ -49,6 +49,8 @@ pub struct HttpState {
     pub timer: Arc<Timer>,
     pub txn: Arc<Transactions>,
     pub health: Arc<Health>,
+    /// The broker's replica of a replicated group, if it is one.
+    pub replica: Option<Arc<crate::replica::Replicated>>,
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until
@@ -70,6 +72,9 @@ pub async fn serve_http(
 }
 
 async fn metrics_page(State(h): State<Arc<HttpState>>) -> impl IntoResponse {
+    if let Some(replica) = &h.replica {
+        h.metrics.replication(&replica.status());
+    }
     let body = h
         .metrics
         .scrape(&h.store, &h.registry, &h.pop, (&h.timer, &h.txn));

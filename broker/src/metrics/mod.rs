@@ -58,6 +58,11 @@ struct ReasonLabel {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabel {
+    replica: String,
+}
+
 type F64Gauge = Gauge<f64, AtomicU64>;
 
 /// The broker's metrics. Cheap to update from any thread.
@@ -82,6 +87,13 @@ pub struct Metrics {
     half: Gauge,
     checks: Gauge,
     defaulted: Gauge,
+    /// A replica of a replicated group: 1 while it leads.
+    replica_leader: Gauge,
+    replica_term: Gauge,
+    replica_last_index: Gauge,
+    replica_applied_index: Gauge,
+    /// On the leader: each replica's log matched up to this index.
+    replica_matched_index: Family<ReplicaLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -114,8 +126,38 @@ impl Metrics {
             half: Gauge::default(),
             checks: Gauge::default(),
             defaulted: Gauge::default(),
+            replica_leader: Gauge::default(),
+            replica_term: Gauge::default(),
+            replica_last_index: Gauge::default(),
+            replica_applied_index: Gauge::default(),
+            replica_matched_index: Family::default(),
         };
         let r = m.registry.get_mut();
+        r.register(
+            "replica_leader",
+            "1 while this broker leads its replicated group, 0 otherwise (and when it is not a replica)",
+            m.replica_leader.clone(),
+        );
+        r.register(
+            "replica_term",
+            "The Raft term (epoch) of this broker's replicated group as it knows it; it rises with every election",
+            m.replica_term.clone(),
+        );
+        r.register(
+            "replica_last_index",
+            "Index of the last entry in this replica's log",
+            m.replica_last_index.clone(),
+        );
+        r.register(
+            "replica_applied_index",
+            "Index of the last entry this replica applied to its store",
+            m.replica_applied_index.clone(),
+        );
+        r.register(
+            "replica_matched_index",
+            "On the leader: the highest index each replica's log is known to match (the leader's last index minus it is that replica's lag in entries)",
+            m.replica_matched_index.clone(),
+        );
         r.register(
             "connections",
             "Connections accepted on the gRPC port, by outcome: plaintext, tls, refused_plaintext (TLS enforced), handshake_failed, silent (nothing sent in 10 s)",
@@ -290,6 +332,31 @@ impl Metrics {
         self.denials.get_or_create(&DenialLabel { reason }).inc();
     }
 
+    /// Sets the replication gauges from a replica's view of its group.
+    pub fn replication(&self, status: &tern_replication::GroupStatus) {
+        let gauge = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        gauge(
+            &self.replica_leader,
+            u64::from(status.role == tern_replication::Role::Leader),
+        );
+        gauge(&self.replica_term, status.term);
+        gauge(&self.replica_last_index, status.last_index.unwrap_or(0));
+        gauge(
+            &self.replica_applied_index,
+            status.applied_index.unwrap_or(0),
+        );
+        self.replica_matched_index.clear();
+        for (id, matched) in &status.matched {
+            let label = ReplicaLabel {
+                replica: id.to_string(),
+            };
+            gauge(
+                &self.replica_matched_index.get_or_create(&label),
+                matched.unwrap_or(0),
+            );
+        }
+    }
+
     /// A send's append took `took`.
     pub fn appended(&self, took: Duration) {
         self.append_latency.observe(took.as_secs_f64());
@@ -351,5 +418,54 @@ impl tern_tls::ConnectionObserver for Metrics {
                 outcome: outcome.as_str(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tern_replication::{GroupStatus, Role};
+
+    use super::Metrics;
+
+    fn exposition(m: &Metrics) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry.lock())
+            .expect("metrics encode");
+        out
+    }
+
+    #[test]
+    fn a_replicas_view_of_its_group_becomes_gauges() {
+        let m = Metrics::new();
+        let mut status = GroupStatus {
+            id: 1,
+            role: Role::Leader,
+            term: 7,
+            leader: Some(1),
+            last_index: Some(120),
+            applied_index: Some(118),
+            matched: BTreeMap::from([(0, Some(120)), (1, Some(120)), (2, Some(90))]),
+            millis_since_quorum_ack: Some(3),
+        };
+        m.replication(&status);
+        let text = exposition(&m);
+        for line in [
+            "tern_replica_leader 1",
+            "tern_replica_term 7",
+            "tern_replica_last_index 120",
+            "tern_replica_applied_index 118",
+            "tern_replica_matched_index{replica=\"2\"} 90",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // As a follower it tracks no one.
+        status.role = Role::Follower;
+        status.matched.clear();
+        m.replication(&status);
+        let text = exposition(&m);
+        assert!(text.contains("tern_replica_leader 0"));
+        assert!(!text.contains("tern_replica_matched_index{"));
     }
 }

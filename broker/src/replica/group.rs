@@ -184,6 +184,11 @@ impl Replicated {
         self.replica.status()
     }
 
+    /// The group's replicas: id to replication address.
+    pub fn peers(&self) -> &BTreeMap<u64, String> {
+        self.replica.peers()
+    }
+
     /// Stops the replica: the mark task and the port, the last mark
     /// written after a flush, then its Raft.
     pub async fn stop(&self) {
