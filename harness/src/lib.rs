@@ -294,6 +294,22 @@ impl TernProcess {
         Ok(status)
     }
 
+    /// Freezes the process with SIGSTOP: it keeps its sockets and files
+    /// but does nothing (a stalled machine, a long GC pause) until
+    /// [`TernProcess::resume`].
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal(Signal::STOP)
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal(Signal::CONT)
+    }
+
+    fn signal(&self, signal: Signal) -> io::Result<()> {
+        kill_process(Pid::from_child(&self.child), signal).map_err(io::Error::from)
+    }
+
     /// Sends SIGTERM and waits up to [`SHUTDOWN_TIMEOUT`] for the process to
     /// exit. If it is still running then, it is killed with SIGKILL and this
     /// fails with [`io::ErrorKind::TimedOut`].
