@@ -174,6 +174,10 @@ impl Broker {
                     ));
                 }
                 store_cfg.replica_only = true;
+                // The Raft log is what makes a send durable (fsynced on a
+                // majority under `sync`); the store is flushed in the
+                // background and cut back to its applied mark at open.
+                store_cfg.flush = FlushPolicy::Async;
                 crate::replica::open_store(store_cfg, &dir)?
             }
             None => (Store::open(store_cfg)?, None),
