@@ -62,7 +62,9 @@ pub struct ReplicaConfig {
 
 impl ReplicaConfig {
     /// A configuration with the defaults: heartbeats every 100 ms, an
-    /// election after 1-2 s of silence, page-cache durability, a snapshot
+    /// election after 0.5-1 s of silence past the leader's lease (openraft
+    /// makes the lease as long as the longest timeout, so a lost leader
+    /// is replaced in 1.5-2 s), page-cache durability, a snapshot
     /// every 100,000 entries keeping the last 1,000 entries behind it, 64 MiB
     /// segments.
     pub fn new(id: u64, peers: BTreeMap<u64, String>, dir: PathBuf) -> Self {
@@ -72,7 +74,7 @@ impl ReplicaConfig {
             dir,
             sync: false,
             heartbeat: Duration::from_millis(100),
-            election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
+            election_timeout: (Duration::from_millis(500), Duration::from_millis(1000)),
             snapshot_every: 100_000,
             kept_after_snapshot: 1000,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
