@@ -260,6 +260,7 @@ impl Broker {
             Some(rc) => Some(Arc::new(
                 Replicated::start(
                     rc,
+                    Arc::clone(&self.tls),
                     Arc::clone(&self.store),
                     Arc::clone(&self.registry),
                     &self.cfg.store.dir,

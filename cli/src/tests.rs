@@ -63,6 +63,9 @@ fn help_shows_the_defaults_in_force() {
             "--replica-id",
             "--replicas",
             "--replication-listen",
+            "--replication-tls",
+            "--replication-ca-file",
+            "--replication-insecure-skip-verify",
         ]
         .iter()
         .any(|f| line.starts_with(f));

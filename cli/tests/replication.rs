@@ -43,6 +43,8 @@ struct Group {
     peers: String,
     /// A replica frozen with SIGSTOP: not tried by the producer.
     paused: Option<usize>,
+    /// Ports that serve TLS only, replicas dialling each other over TLS.
+    tls: bool,
 }
 
 impl Group {
@@ -63,6 +65,7 @@ impl Group {
             replicas,
             peers,
             paused: None,
+            tls: false,
         }
     }
 
@@ -86,12 +89,15 @@ impl Group {
             "--listen",
             &r.address,
             "--tls-mode",
-            "disabled",
+            if self.tls { "enforcing" } else { "disabled" },
             "--replica-id",
             &r.id.to_string(),
             "--replicas",
             &self.peers,
         ]);
+        if self.tls {
+            c.arg("--replication-insecure-skip-verify");
+        }
         c
     }
 
@@ -385,6 +391,93 @@ fn acknowledged_messages_survive_leader_kills() {
             .all(|v| v.leader == Some(leaders[0].id) && v.term == leaders[0].term),
         "{views:?}"
     );
+    for r in &mut group.replicas {
+        if let Some(mut p) = r.proc.take() {
+            p.terminate().unwrap();
+        }
+    }
+}
+
+/// The endpoint of replica `i` dialled over TLS, not checking the
+/// generated certificate.
+fn tls_endpoint(group: &Group, i: usize) -> tern_client::Endpoints {
+    let tls = tern_tls::ClientTls::new(tern_tls::ClientTlsConfig {
+        insecure_skip_verify: true,
+        ..tern_tls::ClientTlsConfig::default()
+    })
+    .unwrap();
+    tern_client::Endpoints::parse(&group.replicas[i].address)
+        .unwrap()
+        .with_tls(Some(tls))
+}
+
+#[test]
+fn replicas_replicate_over_tls() {
+    // Every port serves TLS only, so replicas that elect a leader and
+    // copy its log to each other do it over TLS.
+    let root = tempfile::tempdir().unwrap();
+    let mut group = Group::new(root.path());
+    group.tls = true;
+    for i in 0..3 {
+        group.start(i);
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let timeout = Duration::from_secs(5);
+    let view = |i: usize| {
+        rt.block_on(async {
+            let admin = AdminClient::connect_with(&tls_endpoint(&group, i), timeout, timeout)
+                .await
+                .ok()?;
+            admin.cluster_status().await.ok()?.brokers[0]
+                .replica
+                .clone()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        if let Some(i) = (0..3).find(|&i| view(i).is_some_and(|v| v.role == "leader")) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no leader over TLS");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let topic = TopicName::new("secure").unwrap();
+    rt.block_on(async {
+        let admin = AdminClient::connect_with(&tls_endpoint(&group, leader), timeout, timeout)
+            .await
+            .unwrap();
+        let spec = TopicSpec {
+            name: topic.clone(),
+            queues: Some(2),
+            message_type: None,
+            permission: None,
+        };
+        admin.create_topic(&spec).await.unwrap();
+        let client = MessagingClient::connect_with(tls_endpoint(&group, leader), timeout, timeout)
+            .await
+            .unwrap();
+        for n in 0..20 {
+            let message = OutgoingMessage {
+                body: format!("{n}").into_bytes(),
+                ..OutgoingMessage::default()
+            };
+            let results = client.send(&topic, &[message]).await.unwrap();
+            assert!(results[0].is_ok(), "{results:?}");
+        }
+    });
+    // Every replica applies what the leader holds.
+    let last = view(leader).unwrap().last_index;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..3 {
+        while view(i).is_none_or(|v| v.applied_index < last) {
+            assert!(
+                Instant::now() < deadline,
+                "replica {i} did not apply up to {last}: {:?}",
+                view(i)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     for r in &mut group.replicas {
         if let Some(mut p) = r.proc.take() {
             p.terminate().unwrap();

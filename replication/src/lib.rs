@@ -58,6 +58,9 @@ pub struct ReplicaConfig {
     pub kept_after_snapshot: u64,
     /// Size past which the log begins a new segment file.
     pub segment_bytes: u64,
+    /// How peers are dialled: TLS checked as this says, or plaintext when
+    /// `None` (the default).
+    pub tls: Option<tern_tls::ClientTls>,
 }
 
 impl ReplicaConfig {
@@ -78,6 +81,7 @@ impl ReplicaConfig {
             snapshot_every: 100_000,
             kept_after_snapshot: 1000,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            tls: None,
         }
     }
 
@@ -159,7 +163,7 @@ impl<M: Machine> Replica<M> {
         let dir = config.dir.join("raft");
         let log = log::LogStore::open(&dir, config.sync, config.segment_bytes)?;
         let machine = MachineStore::open(machine, dir.join("machine"), &log.reader())?;
-        let network = network::Connector::new(config.peers.clone());
+        let network = network::Connector::new(config.peers.clone(), config.tls.clone());
         let raft = Raft::new(config.id, raft_config, network, log, machine.handle())
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;

@@ -101,15 +101,17 @@ fn decode_append(bytes: &[u8]) -> Result<AppendEntriesRequest<TypeConfig>, Error
     })
 }
 
-/// Connects to the group's peers by their replication addresses.
+/// Connects to the group's peers by their replication addresses, over
+/// TLS when `tls` says how.
 pub struct Connector {
     peers: BTreeMap<u64, String>,
+    tls: Option<tern_tls::ClientTls>,
 }
 
 impl Connector {
     /// A connector for `peers` (replica id to `host:port`).
-    pub fn new(peers: BTreeMap<u64, String>) -> Self {
-        Self { peers }
+    pub fn new(peers: BTreeMap<u64, String>, tls: Option<tern_tls::ClientTls>) -> Self {
+        Self { peers, tls }
     }
 }
 
@@ -130,10 +132,11 @@ impl RaftNetworkFactory<TypeConfig> for Connector {
             .unwrap_or_else(|| node.addr.clone());
         let client = Endpoint::from_shared(format!("http://{address}"))
             .map(|e| {
-                let channel = e
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .connect_lazy();
+                let e = e.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true);
+                let channel = match &self.tls {
+                    Some(tls) => e.connect_with_connector_lazy(tls.connector()),
+                    None => e.connect_lazy(),
+                };
                 ReplicationClient::new(channel)
                     .max_decoding_message_size(usize::MAX)
                     .max_encoding_message_size(usize::MAX)

@@ -28,8 +28,12 @@ pub struct ReplicationConfig {
     /// `host:port` of its replication port.
     pub replicas: BTreeMap<u64, String>,
     /// Where this replica's replication port listens. Default: its own
-    /// address in `replicas`.
+    /// address in `replicas`. It serves TLS as the broker's `[tls]` says
+    /// (the same mode and certificate as the client port).
     pub listen: Option<String>,
+    /// How the other replicas are dialled: TLS checked as this says, or
+    /// plaintext when `None` (the default).
+    pub tls: Option<tern_tls::ClientTlsConfig>,
 }
 
 impl ReplicationConfig {
@@ -104,6 +108,7 @@ impl Replicated {
     /// count when `sync`), its replication port, and the mark task.
     pub async fn start(
         cfg: &ReplicationConfig,
+        port_tls: Arc<tern_tls::ServerTls>,
         store: Arc<Store>,
         registry: Arc<Registry>,
         data_dir: &Path,
@@ -115,6 +120,7 @@ impl Replicated {
         let keeper = machine.mark_keeper();
         let mut rc = ReplicaConfig::new(cfg.id, cfg.replicas.clone(), data_dir.join("replica"));
         rc.sync = sync;
+        rc.tls = cfg.tls.clone().map(tern_tls::ClientTls::new).transpose()?;
         // The broker's machine takes no snapshots yet: the log is kept.
         rc.snapshot_every = u64::MAX;
         let replica = Arc::new(
@@ -129,9 +135,9 @@ impl Replicated {
         tracing::info!(address = %listen, replica = cfg.id, replicas = ?cfg.replicas, "replication port listening");
         let service = replica.service();
         let server = tokio::spawn(async move {
-            let served = tonic::transport::Server::builder()
+            let served = tern_protocol::server::builder()
                 .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .serve_with_incoming(port_tls.incoming(listener))
                 .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "the replication port failed");

@@ -103,6 +103,34 @@ pub struct BrokerArgs {
         help_heading = REPLICATION
     )]
     pub replication_listen: Option<String>,
+
+    /// Dial the other replicas with TLS, checking their certificates
+    /// against --replication-ca-file or the system's CA bundle (implied by
+    /// the two options below); their replication ports serve TLS as their
+    /// --tls-mode says [default: plaintext]
+    #[arg(long, env = "TERN_REPLICATION_TLS", help_heading = REPLICATION)]
+    pub replication_tls: bool,
+
+    /// PEM CA certificates the other replicas' certificates are checked
+    /// against; implies --replication-tls
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "TERN_REPLICATION_CA_FILE",
+        help_heading = REPLICATION
+    )]
+    pub replication_ca_file: Option<std::path::PathBuf>,
+
+    /// Dial the other replicas with TLS without checking their
+    /// certificates (generated ones): encrypted, not authenticated;
+    /// implies --replication-tls
+    #[arg(
+        long,
+        env = "TERN_REPLICATION_INSECURE_SKIP_VERIFY",
+        help_heading = REPLICATION,
+        conflicts_with = "replication_ca_file"
+    )]
+    pub replication_insecure_skip_verify: bool,
 }
 
 /// The `--help` heading of the replication settings.
@@ -145,33 +173,57 @@ impl BrokerArgs {
             anyhow::ensure!(secs > 0, "heartbeat_interval_secs must be at least 1");
             cfg.heartbeat_interval = Duration::from_secs(secs);
         }
-        let ca_file = self
-            .nameservers_ca_file
-            .or_else(|| file.nameservers_ca_file.clone());
-        let insecure = self.nameservers_insecure_skip_verify
-            || file.nameservers_insecure_skip_verify.unwrap_or(false);
-        anyhow::ensure!(
-            !(insecure && ca_file.is_some()),
-            "nameservers_ca_file and nameservers_insecure_skip_verify exclude each other"
-        );
-        if self.nameservers_tls
-            || file.nameservers_tls.unwrap_or(false)
-            || insecure
-            || ca_file.is_some()
-        {
-            cfg.nameserver_tls = Some(tern_tls::ClientTlsConfig {
-                ca_file,
-                insecure_skip_verify: insecure,
-                ..tern_tls::ClientTlsConfig::default()
-            });
-        }
+        cfg.nameserver_tls = dial_tls(
+            "nameservers",
+            self.nameservers_tls || file.nameservers_tls.unwrap_or(false),
+            self.nameservers_ca_file
+                .or_else(|| file.nameservers_ca_file.clone()),
+            self.nameservers_insecure_skip_verify
+                || file.nameservers_insecure_skip_verify.unwrap_or(false),
+        )?;
+        let tls = dial_tls(
+            "replication",
+            self.replication_tls || file.replication_tls.unwrap_or(false),
+            self.replication_ca_file
+                .or_else(|| file.replication_ca_file.clone()),
+            self.replication_insecure_skip_verify
+                || file.replication_insecure_skip_verify.unwrap_or(false),
+        )?;
         cfg.replication = replication(
             self.replica_id.or(file.replica_id),
             self.replicas.or(file.replicas),
             self.replication_listen.or(file.replication_listen),
         )?;
+        match &mut cfg.replication {
+            Some(r) => r.tls = tls,
+            None => anyhow::ensure!(
+                tls.is_none(),
+                "replication_tls, replication_ca_file and replication_insecure_skip_verify need replicas"
+            ),
+        }
         Ok((cfg, listen))
     }
+}
+
+/// How peers of kind `what` (`nameservers`, `replication`) are dialled:
+/// TLS when asked for or implied by a CA file or skip-verify, else `None`.
+fn dial_tls(
+    what: &str,
+    tls: bool,
+    ca_file: Option<std::path::PathBuf>,
+    insecure: bool,
+) -> anyhow::Result<Option<tern_tls::ClientTlsConfig>> {
+    anyhow::ensure!(
+        !(insecure && ca_file.is_some()),
+        "{what}_ca_file and {what}_insecure_skip_verify exclude each other"
+    );
+    Ok(
+        (tls || insecure || ca_file.is_some()).then(|| tern_tls::ClientTlsConfig {
+            ca_file,
+            insecure_skip_verify: insecure,
+            ..tern_tls::ClientTlsConfig::default()
+        }),
+    )
 }
 
 /// The replication settings from `replica_id`, `replicas` and
@@ -219,6 +271,7 @@ fn replication(
         id,
         replicas: map,
         listen,
+        tls: None,
     }))
 }
 

@@ -45,6 +45,9 @@ pub(crate) struct BrokerFile {
     pub replica_id: Option<u64>,
     pub replicas: Option<Vec<String>>,
     pub replication_listen: Option<String>,
+    pub replication_tls: Option<bool>,
+    pub replication_ca_file: Option<PathBuf>,
+    pub replication_insecure_skip_verify: Option<bool>,
     #[serde(default)]
     pub store: StoreFile,
     #[serde(default)]
@@ -78,6 +81,12 @@ impl BrokerFile {
             ("replica_id", self.replica_id.is_some()),
             ("replicas", self.replicas.is_some()),
             ("replication_listen", self.replication_listen.is_some()),
+            ("replication_tls", self.replication_tls.is_some()),
+            ("replication_ca_file", self.replication_ca_file.is_some()),
+            (
+                "replication_insecure_skip_verify",
+                self.replication_insecure_skip_verify.is_some(),
+            ),
         ]
         .into_iter()
         .filter_map(|(key, set)| set.then_some(key))
