@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tern_broker::replica::{Command, GroupMachine, decode_appended, open_store};
 use tern_harness::replicas::Group;
-use tern_harness::small_store_config;
+use tern_harness::{commit_log_files, small_store_config};
 use tern_store::FlushPolicy;
 
 fn message(queue_id: u32, id: &str) -> tern_model::Message {
@@ -60,20 +60,6 @@ fn send(group: &Group<GroupMachine>, id: u64, n: u64) -> Vec<tern_store::Appende
     decode_appended(&answer).unwrap()
 }
 
-fn log_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir.join("store/commitlog"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect()
-}
-
 /// Waits until every running replica's log ends at the same place, then
 /// checks their segment files are the same bytes.
 fn same_logs(group: &Group<GroupMachine>) -> u64 {
@@ -82,7 +68,7 @@ fn same_logs(group: &Group<GroupMachine>) -> u64 {
         let ends: Vec<u64> = group
             .nodes
             .values()
-            .map(|n| n.replica.read(|m| m.store().log_end()))
+            .map(|n| n.replica.read(|m| m.store().max_offset()))
             .collect();
         if ends.iter().all(|e| *e == ends[0])
             && group
@@ -96,22 +82,24 @@ fn same_logs(group: &Group<GroupMachine>) -> u64 {
         std::thread::sleep(Duration::from_millis(20));
     }
     let ids: Vec<u64> = group.nodes.keys().copied().collect();
-    let first = log_files(&group.node_dir(ids[0]));
+    let first = commit_log_files(&group.node_dir(ids[0]).join("store"));
     for id in &ids[1..] {
         assert!(
-            first == log_files(&group.node_dir(*id)),
+            first == commit_log_files(&group.node_dir(*id).join("store")),
             "replica {id}'s commit log differs from replica {}'s",
             ids[0]
         );
     }
-    group.nodes[&ids[0]].replica.read(|m| m.store().log_end())
+    group.nodes[&ids[0]]
+        .replica
+        .read(|m| m.store().max_offset())
 }
 
 /// The messages of queue `queue` on replica `id`, by message id.
 fn queue_ids(group: &Group<GroupMachine>, id: u64, queue: u32) -> Vec<String> {
     group.nodes[&id].replica.read(|m| {
         let store = m.store();
-        assert!(store.wait_dispatched(store.log_end(), Duration::from_secs(10)));
+        assert!(store.wait_dispatched(store.max_offset(), Duration::from_secs(10)));
         let read = store
             .read_queue("orders", queue, 0, 10_000, usize::MAX)
             .unwrap();
@@ -168,7 +156,7 @@ fn a_replica_cut_back_to_its_mark_applies_the_rest_again() {
     let mark = loop {
         let mark = group.nodes[&follower].replica.read(|m| {
             m.store().flush().unwrap();
-            m.persist_mark().unwrap()
+            m.mark_keeper().persist().unwrap()
         });
         if let Some(mark) = mark {
             break mark;

@@ -390,6 +390,26 @@ fn read_lossy(path: &Path) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&std::fs::read(path)?).into_owned())
 }
 
+/// Every commit-log segment file of the store in `store_dir`, by file
+/// name: what two replicas' stores must hold alike, byte for byte. Panics
+/// (a test failure) if the directory cannot be read.
+pub fn commit_log_files(store_dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn read<T>(r: io::Result<T>, dir: &Path) -> T {
+        r.unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+    }
+    read(std::fs::read_dir(store_dir.join("commitlog")), store_dir)
+        .map(|e| read(e, store_dir).path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, read(std::fs::read(&p), store_dir))
+        })
+        .collect()
+}
+
 /// A storage configuration for tests: small files, so a few hundred
 /// messages cross segment, consume-queue and index-file boundaries, quick
 /// checkpoints, and no disk limits (the machine's disk may be nearly full

@@ -17,7 +17,7 @@ mod log;
 mod machine;
 mod network;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -254,37 +254,9 @@ impl<M: Machine> Replica<M> {
         }
     }
 
-    /// Waits until this replica knows a leader (itself or another), up to
-    /// `timeout`.
-    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<u64> {
-        let mut rx = self.raft.metrics();
-        let wait = async {
-            loop {
-                if let Some(leader) = rx.borrow_and_update().current_leader {
-                    return Some(leader);
-                }
-                if rx.changed().await.is_err() {
-                    return None;
-                }
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.ok().flatten()
-    }
-
     /// The group's replicas by id.
     pub fn peers(&self) -> &BTreeMap<u64, String> {
         &self.peers
-    }
-
-    /// The ids of the group's voting replicas.
-    pub fn voters(&self) -> BTreeSet<u64> {
-        self.raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect()
     }
 
     /// Stops the replica's Raft (its log and machine are closed when the

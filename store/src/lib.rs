@@ -224,15 +224,9 @@ impl Store {
         self.inner.log.append(&mut batch, Box::new(done));
     }
 
-    /// The end of the commit log: where the next record goes (before a
-    /// segment roll).
-    pub fn log_end(&self) -> u64 {
-        self.inner.log.written()
-    }
-
     /// How far the commit log is fsynced: a crash keeps at least this
     /// much.
-    pub fn flushed_end(&self) -> u64 {
+    pub fn flushed_offset(&self) -> u64 {
         self.inner.log.flushed()
     }
 

@@ -8,10 +8,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::{body_for, msg, small_config};
+use tern_harness::commit_log_files;
 use tern_store::{Encoded, FlushPolicy, Store, StoreConfig};
 
 fn config(dir: &Path) -> StoreConfig {
@@ -50,21 +50,6 @@ fn append(store: &Store, encoded: Encoded, at: i64) -> Vec<tern_store::Appended>
     rx.recv().unwrap().unwrap()
 }
 
-/// Every commit-log segment's bytes, by file name.
-fn log_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir.join("commitlog"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn replicas_appending_the_same_batches_write_the_same_bytes() {
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -84,10 +69,13 @@ fn replicas_appending_the_same_batches_write_the_same_bytes() {
             "batch {n}: {got_a:?}"
         );
     }
-    assert_eq!(a.log_end(), b.log_end());
+    assert_eq!(a.max_offset(), b.max_offset());
     a.close().unwrap();
     b.close().unwrap();
-    let (fa, fb) = (log_files(a_dir.path()), log_files(b_dir.path()));
+    let (fa, fb) = (
+        commit_log_files(a_dir.path()),
+        commit_log_files(b_dir.path()),
+    );
     assert!(
         fa.len() > 3,
         "the batches span several segments: {:?}",
@@ -106,10 +94,10 @@ fn a_store_cut_at_its_applied_mark_catches_up_to_the_same_bytes() {
         append(&a, a.encode(&batch(n)).unwrap(), time(n));
         append(&b, b.encode(&batch(n)).unwrap(), time(n));
         if n == 17 {
-            mark = b.log_end();
+            mark = b.max_offset();
         }
     }
-    assert!(b.wait_dispatched(b.log_end(), std::time::Duration::from_secs(10)));
+    assert!(b.wait_dispatched(b.max_offset(), std::time::Duration::from_secs(10)));
     let (_, queue_end) = b.queue_range("orders", 0);
     b.close().unwrap();
 
@@ -117,7 +105,7 @@ fn a_store_cut_at_its_applied_mark_catches_up_to_the_same_bytes() {
     let mut cfg = config(b_dir.path());
     cfg.recover_until = Some(mark);
     let b = Store::open(cfg).unwrap();
-    assert_eq!(b.log_end(), mark);
+    assert_eq!(b.max_offset(), mark);
     let (_, cut_end) = b.queue_range("orders", 0);
     assert!(
         cut_end < queue_end,
@@ -126,14 +114,17 @@ fn a_store_cut_at_its_applied_mark_catches_up_to_the_same_bytes() {
     for n in 18..30 {
         append(&b, b.encode(&batch(n)).unwrap(), time(n));
     }
-    assert!(b.wait_dispatched(b.log_end(), std::time::Duration::from_secs(10)));
+    assert!(b.wait_dispatched(b.max_offset(), std::time::Duration::from_secs(10)));
     assert_eq!(b.queue_range("orders", 0).1, queue_end);
     let read = b.read_queue("orders", 0, 0, 1000, usize::MAX).unwrap();
     assert_eq!(read.messages.len() as u64, queue_end);
     a.close().unwrap();
     b.close().unwrap();
     // The commit logs match (the cut bytes are kept aside, in quarantine).
-    assert_eq!(log_files(a_dir.path()), log_files(b_dir.path()));
+    assert_eq!(
+        commit_log_files(a_dir.path()),
+        commit_log_files(b_dir.path())
+    );
     assert!(b_dir.path().join("commitlog/quarantine").is_dir());
 }
 
@@ -162,7 +153,7 @@ fn a_replica_store_takes_appends_from_its_log_only() {
     let mut cfg = config(dir.path());
     cfg.replica_only = true;
     let store = Store::open(cfg).unwrap();
-    let end = store.log_end();
+    let end = store.max_offset();
     assert!(matches!(
         store.append(&batch(1)),
         Err(tern_store::StoreError::ReplicaOnly)
@@ -177,7 +168,7 @@ fn a_replica_store_takes_appends_from_its_log_only() {
         store.append_copies(&copy),
         Err(tern_store::StoreError::ReplicaOnly)
     ));
-    assert_eq!(store.log_end(), end, "nothing was written");
+    assert_eq!(store.max_offset(), end, "nothing was written");
     let appended = append(&store, store.encode(&batch(1)).unwrap(), time(1));
     assert_eq!(appended.len(), batch(1).len());
 }

@@ -66,9 +66,9 @@ pub struct Replicated {
     meta: JoinHandle<()>,
 }
 
-/// Writes `command` through the group; the machine's answer.
-async fn write(replica: &Replica<GroupMachine>, command: Command) -> Result<Vec<u8>> {
-    match replica.write(command.encode()).await {
+/// Writes a command (its bytes) through the group; the machine's answer.
+async fn write(replica: &Replica<GroupMachine>, command: Vec<u8>) -> Result<Vec<u8>> {
+    match replica.write(command).await {
         Ok((_, answer)) => Ok(answer),
         Err(tern_replication::Error::NotLeader { leader }) => Err(BrokerError::NotLeader(leader.map_or_else(
             || "this replica is not its group's leader, and no leader is known yet".to_owned(),
@@ -159,7 +159,7 @@ impl Replicated {
         let proposer = Arc::clone(&replica);
         let meta = tokio::spawn(async move {
             while let Some((change, answer)) = rx.recv().await {
-                let written = write(&proposer, Command::Meta(change)).await.map(|_| ());
+                let written = write(&proposer, Command::meta(&change)).await.map(|_| ());
                 let _ = answer.send(written);
             }
         });
@@ -177,11 +177,11 @@ impl Replicated {
     /// the replicas hold it in their logs (fsynced there under `sync`) and
     /// this replica's store has it. Only the leader takes writes.
     pub async fn append(&self, encoded: Encoded, store_time_ms: i64) -> Result<Vec<Appended>> {
-        let command = Command::Append {
-            store_time_ms,
-            batch: encoded.as_bytes().to_vec(),
-        };
-        let answer = write(&self.replica, command).await?;
+        let answer = write(
+            &self.replica,
+            Command::append(store_time_ms, encoded.as_bytes()),
+        )
+        .await?;
         decode_appended(&answer).map_err(BrokerError::Failed)
     }
 

@@ -4,7 +4,7 @@
 //!
 //! Restart: a replica applies commands to its store under the store's own
 //! flush policy and remembers, for recent commands, where the log ended
-//! after each (`Mark`). `persist_mark` writes the newest mark the store has
+//! after each (`Mark`). `MarkKeeper::persist` writes the newest mark the store has
 //! fsynced to `DATA_DIR/replica/applied.json`; at open the store keeps
 //! nothing past that mark (`StoreConfig::recover_until`) and the commands
 //! after it are applied again from the Raft log, writing the same bytes.
@@ -40,20 +40,27 @@ impl Command {
             Command::Append {
                 store_time_ms,
                 batch,
-            } => {
-                let mut out = Vec::with_capacity(9 + batch.len());
-                out.push(APPEND);
-                out.extend_from_slice(&store_time_ms.to_le_bytes());
-                out.extend_from_slice(batch);
-                out
-            }
-            Command::Meta(change) => {
-                let mut out = Vec::with_capacity(1 + change.len());
-                out.push(META);
-                out.extend_from_slice(change);
-                out
-            }
+            } => Self::append(*store_time_ms, batch),
+            Command::Meta(change) => Self::meta(change),
         }
+    }
+
+    /// The bytes of an `Append` of `batch` (copied once, straight from
+    /// the encoded batch).
+    pub fn append(store_time_ms: i64, batch: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + batch.len());
+        out.push(APPEND);
+        out.extend_from_slice(&store_time_ms.to_le_bytes());
+        out.extend_from_slice(batch);
+        out
+    }
+
+    /// The bytes of a `Meta` of `change`.
+    pub fn meta(change: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + change.len());
+        out.push(META);
+        out.extend_from_slice(change);
+        out
     }
 
     /// A command from its bytes.
@@ -168,7 +175,7 @@ impl MarkKeeper {
     /// Writes the newest mark whose commit-log end is fsynced, if it is
     /// newer than the last one written; returns the mark now durable.
     pub fn persist(&self) -> Result<Option<Mark>, BrokerError> {
-        let flushed = self.store.flushed_end();
+        let flushed = self.store.flushed_offset();
         let newest = {
             let mut marks = self.marks.lock();
             let mut newest = None;
@@ -237,11 +244,6 @@ impl GroupMachine {
         self.keeper.clone()
     }
 
-    /// Writes the newest fsynced mark ([`MarkKeeper::persist`]).
-    pub fn persist_mark(&self) -> Result<Option<Mark>, BrokerError> {
-        self.keeper.persist()
-    }
-
     fn append(&self, index: u64, store_time_ms: i64, batch: Vec<u8>) -> Result<Vec<u8>, String> {
         let encoded = Encoded::from_bytes(batch).map_err(|e| format!("entry {index}: {e}"))?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -277,7 +279,7 @@ impl Machine for GroupMachine {
                 Vec::new()
             }
         };
-        let end = self.store().log_end();
+        let end = self.store().max_offset();
         self.keeper
             .marks
             .lock()
